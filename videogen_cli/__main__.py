@@ -1,0 +1,3 @@
+from videogen_cli.cli.main import main
+
+main()

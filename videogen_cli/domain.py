@@ -1,0 +1,226 @@
+"""Domain records shared by the core, the stores and the CLI.
+
+Plain frozen dataclasses: cheap to import, easy to compare in tests. Every store
+returns these, whatever its transport, so the core never sees rows or JSON.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+JsonDict = dict[str, Any]
+
+
+class JobStatus(enum.StrEnum):
+    PENDING = "pending"
+    PROCESSING = "processing"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+    @property
+    def terminal(self) -> bool:
+        return self in (JobStatus.COMPLETED, JobStatus.FAILED)
+
+
+class LedgerKind(enum.StrEnum):
+    GRANT = "grant"
+    CHARGE = "charge"
+    REFUND = "refund"
+
+
+@dataclass(frozen=True)
+class SettingSpec:
+    """One setting a model accepts: its JSON type, the allowed values and the default.
+
+    ``type`` is ``"integer"`` or ``"string"`` or ``"boolean"``: fal is strict about
+    types (sora's duration is the integer 4, veo's is the string "4s").
+    """
+
+    type: str
+    allowed: tuple[Any, ...] | None
+    default: Any
+
+
+@dataclass(frozen=True)
+class Model:
+    id: str
+    slug: str
+    endpoint_id: str
+    credits_per_second: int
+    requires_image: bool
+    settings: dict[str, SettingSpec]
+    active: bool = True
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class Job:
+    job_id: str
+    user_id: str
+    model: str  # model slug
+    status: JobStatus
+    prompt: str
+    settings: JsonDict
+    credits_used: int
+    refunded_credits: int
+    created_at: datetime
+    updated_at: datetime
+    image_url: str | None = None
+    idempotency_key: str | None = None
+    endpoint_id: str | None = None
+    provider_request_id: str | None = None
+    status_url: str | None = None
+    response_url: str | None = None
+    cancel_url: str | None = None
+    queue_position: int | None = None
+    video_url: str | None = None
+    thumbnail_url: str | None = None
+    error: str | None = None
+
+    def to_json(self) -> JsonDict:
+        """The job object of design §5, exactly these keys."""
+        return {
+            "job_id": self.job_id,
+            "user_id": self.user_id,
+            "model": self.model,
+            "status": self.status.value,
+            "prompt": self.prompt,
+            "settings": self.settings,
+            "credits_used": self.credits_used,
+            "refunded_credits": self.refunded_credits,
+            "provider_request_id": self.provider_request_id,
+            "queue_position": self.queue_position,
+            "video_url": self.video_url,
+            "thumbnail_url": self.thumbnail_url,
+            "error": self.error,
+            "created_at": iso(self.created_at),
+            "updated_at": iso(self.updated_at),
+        }
+
+
+@dataclass(frozen=True)
+class IdempotencyRecord:
+    key: str
+    user_id: str
+    fingerprint: str
+    job_id: str
+    request: JsonDict  # the normalised request, enough to send it again
+    created_at: datetime
+
+    def to_json(self) -> JsonDict:
+        return {
+            "idempotency_key": self.key,
+            "user_id": self.user_id,
+            "fingerprint": self.fingerprint,
+            "job_id": self.job_id,
+            "request": self.request,
+            "created_at": iso(self.created_at),
+        }
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    id: int
+    user_id: str
+    job_id: str | None
+    delta: int
+    kind: LedgerKind
+    reason: str | None
+    operator: str | None
+    created_at: datetime
+
+    def to_json(self) -> JsonDict:
+        return {
+            "id": self.id,
+            "user_id": self.user_id,
+            "job_id": self.job_id,
+            "delta": self.delta,
+            "kind": self.kind.value,
+            "reason": self.reason,
+            "operator": self.operator,
+            "created_at": iso(self.created_at),
+        }
+
+
+@dataclass(frozen=True)
+class NewJob:
+    """Everything `create_job` needs; built and validated by the core."""
+
+    user_id: str
+    idempotency_key: str
+    fingerprint: str
+    model_slug: str
+    prompt: str
+    image_url: str | None
+    settings: JsonDict
+    cost: int
+    request: JsonDict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CreateJobResult:
+    job: Job
+    replayed: bool
+    balance: int
+
+
+@dataclass(frozen=True)
+class RefundOutcome:
+    job: Job
+    refunded_now: bool  # False: the job had been refunded before; nothing moved
+    refunded_credits: int  # total refunded for this job after the call
+    balance: int
+    reason: str | None
+    operator: str | None
+
+
+@dataclass(frozen=True)
+class ProviderHandle:
+    """What the provider needs to follow one submitted request."""
+
+    endpoint_id: str
+    request_id: str
+    status_url: str | None = None
+    response_url: str | None = None
+    cancel_url: str | None = None
+
+
+@dataclass(frozen=True)
+class Submission:
+    request_id: str
+    status_url: str | None
+    response_url: str | None
+    cancel_url: str | None
+    queue_position: int | None
+
+
+class ProviderState(enum.StrEnum):
+    IN_QUEUE = "IN_QUEUE"
+    IN_PROGRESS = "IN_PROGRESS"
+    COMPLETED = "COMPLETED"
+
+
+@dataclass(frozen=True)
+class ProviderStatus:
+    state: ProviderState
+    queue_position: int | None = None
+    error: str | None = None  # set only when COMPLETED with error/error_type
+    error_type: str | None = None
+
+
+@dataclass(frozen=True)
+class ProviderResult:
+    """The outcome of a result call: a video, or the job's own error."""
+
+    video_url: str | None = None
+    thumbnail_url: str | None = None
+    error: str | None = None
+
+
+def iso(value: datetime) -> str:
+    """ISO-8601 in UTC, the one timestamp format of every output."""
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+

@@ -1,0 +1,197 @@
+"""The seams between the core and its adapters.
+
+`JobStore` is the storage seam. Every method that changes money is ONE atomic
+operation with the same meaning in every store: the sandbox (SQLite) implements it
+in Python inside one transaction, the Postgres and Supabase stores call one SQL
+function of the same name (``videogen_<method>``). The contract test suite holds
+every store to the rules written here. All methods are safe to call again with the
+same arguments (a timed-out RPC has an unknown outcome, so retries must be harmless).
+
+Errors raised by stores (from ``videogen_cli.errors``):
+
+- ``NotFoundError(code="user_not_found" | "job_not_found" | "model_not_found")``
+- ``RefusedError(code="insufficient_credits" | "idempotency_key_reused" |
+  "refund_exceeds_credits" | "job_not_refundable")``
+- ``UsageError`` for malformed input the store detects (e.g. a non-UUID id)
+- ``BackendError`` for anything about reaching or using the database itself.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from videogen_cli.domain import (
+    CreateJobResult,
+    IdempotencyRecord,
+    Job,
+    JobStatus,
+    LedgerEntry,
+    Model,
+    NewJob,
+    ProviderHandle,
+    ProviderResult,
+    ProviderStatus,
+    RefundOutcome,
+    Submission,
+)
+
+# Who an automatic movement is attributed to in the ledger.
+SYSTEM_OPERATOR = "videogen"
+
+
+class JobStore(Protocol):
+    """Storage seam. See the module docstring for the shared rules."""
+
+    # Short name shown in outputs ("sandbox", "postgres", "supabase").
+    backend_name: str
+
+    # --- reads -------------------------------------------------------------------------
+    def get_model(self, slug_or_id: str) -> Model | None:
+        """The model with this slug or id (active or not), or None."""
+        ...
+
+    def list_models(self) -> list[Model]:
+        """All models, ordered by slug."""
+        ...
+
+    def get_balance(self, user_id: str) -> int | None:
+        """The user's credit balance, or None for an unknown user."""
+        ...
+
+    def get_job(self, job_id: str) -> Job | None:
+        """The job, or None. A malformed id is simply not found."""
+        ...
+
+    def list_jobs(self, user_id: str | None = None, limit: int = 20) -> list[Job]:
+        """Newest first, optionally for one user."""
+        ...
+
+    def get_idempotency_record(self, key: str) -> IdempotencyRecord | None:
+        """The stored record for this key, or None."""
+        ...
+
+    def list_ledger(self, user_id: str, limit: int = 50) -> list[LedgerEntry]:
+        """The user's ledger rows, newest first."""
+        ...
+
+    # --- money-moving operations (one transaction / one SQL function each) ------------
+    def create_job(self, new: NewJob) -> CreateJobResult:
+        """Claim the idempotency key, debit credits and insert the job, atomically.
+
+        - Key unknown: debit ``new.cost`` from the user (never below 0), insert the job
+          (status ``pending``, ``credits_used = cost``), the idempotency record (with
+          ``new.request``) and one ``charge`` ledger row (delta ``-cost``, reason
+          ``"generate"``, operator ``SYSTEM_OPERATOR``). Returns ``replayed=False`` and
+          the balance after the debit.
+        - Key known with the same fingerprint: change nothing, return that job,
+          ``replayed=True`` and the user's current balance.
+        - Key known with another fingerprint: ``RefusedError("idempotency_key_reused")``.
+        - Unknown user: ``NotFoundError("user_not_found")``.
+        - Balance < cost: ``RefusedError("insufficient_credits")``; nothing is written.
+        Keys are global (one key, one job); the fingerprint covers the user, so the same
+        key from another user is a different request and is refused.
+        Concurrent calls with one key: exactly one debit, all others replay.
+        """
+        ...
+
+    def record_submission(self, job_id: str, endpoint_id: str, submission: Submission) -> Job:
+        """Store fal's request id and URLs on a pending job that has none yet.
+
+        Returns the job after the call. If the job already has a request id, or is no
+        longer pending (e.g. it was failed as never-submitted meanwhile), nothing is
+        changed and the job is returned as it is; the caller compares request ids.
+        """
+        ...
+
+    def apply_status(
+        self,
+        job_id: str,
+        status: JobStatus,
+        *,
+        queue_position: int | None = None,
+        video_url: str | None = None,
+        thumbnail_url: str | None = None,
+    ) -> Job:
+        """Move a non-terminal job to ``pending``, ``processing`` or ``completed``.
+
+        ``pending`` keeps ``queue_position``; ``processing`` clears it; ``completed``
+        sets ``video_url`` (and ``thumbnail_url``) and clears it. A terminal job is
+        returned unchanged (first terminal state wins). ``failed`` is not accepted here:
+        use ``fail_job``.
+        """
+        ...
+
+    def fail_job(self, job_id: str, error: str) -> Job:
+        """Mark a non-terminal job ``failed`` and refund its credits, exactly once.
+
+        Writes one ``refund`` ledger row (delta ``+credits_used - refunded_credits``,
+        reason ``"job failed: <error>"``, operator ``SYSTEM_OPERATOR``), adds it to the
+        balance and sets ``refunded_credits = credits_used``. A job that is already
+        terminal is returned unchanged, so any number of concurrent callers refund once.
+        """
+        ...
+
+    def refund_job(
+        self, job_id: str, credits: int | None, reason: str, operator: str
+    ) -> RefundOutcome:
+        """Operator refund of a terminal job: at most one refund per job.
+
+        - Unknown job: ``NotFoundError("job_not_found")``.
+        - Job ``pending``/``processing``: ``RefusedError("job_not_refundable")``.
+        - Job already refunded (any refund ledger row, including the automatic one of a
+          failed job): nothing moves, ``refunded_now=False``.
+        - ``credits`` None means all of ``credits_used``; ``credits`` > ``credits_used``:
+          ``RefusedError("refund_exceeds_credits")``; ``credits`` < 1 is a ``UsageError``.
+        - Otherwise one ``refund`` ledger row with reason and operator, balance raised,
+          ``refunded_credits`` set, ``refunded_now=True``.
+        """
+        ...
+
+    def close(self) -> None:
+        """Release connections. Idempotent."""
+        ...
+
+
+class VideoProvider(Protocol):
+    """Provider seam: fal's queue protocol (the real API or the simulator).
+
+    Errors: ``RefusedError(code="provider_rejected")`` when fal definitively refused a
+    submission (4xx); ``ProviderError`` for transport trouble, 429 and 5xx that outlived
+    the adapter's safe retries, with ``code="provider_unavailable"`` (or
+    ``"provider_auth"`` for 401/403, exit 5 either way).
+    """
+
+    name: str  # "fal" or "simulator"
+
+    def submit(self, endpoint_id: str, arguments: dict[str, object]) -> Submission:
+        """POST the request to the queue. Retries only where no second job can result."""
+        ...
+
+    def status(self, handle: ProviderHandle) -> ProviderStatus:
+        """GET the status; COMPLETED with error/error_type comes back with ``error`` set."""
+        ...
+
+    def result(self, handle: ProviderHandle) -> ProviderResult:
+        """GET the result of a COMPLETED request: a video, or the job's own error (4xx).
+
+        Timeouts, 429 and 5xx raise ``ProviderError`` (transient: never fail a job).
+        """
+        ...
+
+    def cancel(self, handle: ProviderHandle) -> str:
+        """PUT cancel; returns fal's status word (CANCELLATION_REQUESTED, ...)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class Clock(Protocol):
+    """Time, injected so tests never sleep for real."""
+
+    def now(self) -> float:
+        """Wall-clock seconds since the epoch."""
+        ...
+
+    def monotonic(self) -> float: ...
+
+    def sleep(self, seconds: float) -> None: ...
