@@ -75,6 +75,14 @@ class JobStore(Protocol):
         ...
 
     # --- money-moving operations (one transaction / one SQL function each) ------------
+    def grant_credits(self, user_id: str, credits: int, reason: str, operator: str) -> int:
+        """Add ``credits`` (>= 1) to the user, creating the account when new.
+
+        Writes one ``grant`` ledger row (no job) with reason and operator; returns the
+        balance after the grant. Not idempotent by design: each call is a new grant.
+        """
+        ...
+
     def create_job(self, new: NewJob) -> CreateJobResult:
         """Claim the idempotency key, debit credits and insert the job, atomically.
 
@@ -162,6 +170,9 @@ class VideoProvider(Protocol):
     """
 
     name: str  # "fal" or "simulator"
+    # Monotonic time after which no request may still be running: each HTTP timeout is
+    # clipped to what is left (a watch deadline must not be overrun by one slow read).
+    deadline: float | None
 
     def submit(self, endpoint_id: str, arguments: dict[str, object]) -> Submission:
         """POST the request to the queue. Retries only where no second job can result."""
