@@ -1,0 +1,64 @@
+"""The composition root: the only module that names concrete stores and providers.
+
+Backends and the HTTP stack are imported here lazily, when a command needs them, so
+`videogen --help` stays light (no httpx, psycopg or supabase).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from videogen_cli.config import Settings
+from videogen_cli.core.jobs import JobService
+from videogen_cli.errors import ConfigError
+from videogen_cli.ports import JobStore, VideoProvider
+
+
+def build_service(settings: Settings, *, clock: Any = None) -> JobService:
+    return JobService(
+        open_store(settings),
+        lambda: open_provider(settings),
+        clock=clock,
+        submit_grace_seconds=settings.submit_grace_seconds,
+    )
+
+
+def open_store(settings: Settings) -> JobStore:
+    if settings.backend == "supabase":
+        try:
+            from videogen_cli.storage.supabase import SupabaseStore
+        except ImportError as exc:
+            raise _missing_extra("supabase", exc) from exc
+        assert settings.supabase_url and settings.supabase_key  # checked by load_settings
+        return SupabaseStore(settings.supabase_url, settings.supabase_key)
+    if settings.backend == "postgres":
+        try:
+            from videogen_cli.storage.postgres import PostgresStore
+        except ImportError as exc:
+            raise _missing_extra("postgres", exc) from exc
+        assert settings.database_url
+        return PostgresStore(settings.database_url)
+    from videogen_cli.storage.sqlite import SqliteStore
+
+    return SqliteStore(settings.sandbox_db)
+
+
+def open_provider(settings: Settings) -> VideoProvider:
+    if settings.provider == "simulator":
+        from videogen_cli.providers.simulator import build_simulator
+
+        settings.home.mkdir(parents=True, exist_ok=True)
+        return build_simulator(
+            settings.sandbox_db, speed=settings.sim_speed, base_url=settings.fal_queue_url
+        )
+    from videogen_cli.providers.fal import FalQueueProvider
+
+    assert settings.fal_key  # checked by load_settings
+    return FalQueueProvider(settings.fal_key, base_url=settings.fal_queue_url)
+
+
+def _missing_extra(extra: str, exc: ImportError) -> ConfigError:
+    return ConfigError(
+        f"the {extra} backend needs a package that is not installed ({exc.name})",
+        hint=f"pip install 'videogen-cli[{extra}]'",
+    )

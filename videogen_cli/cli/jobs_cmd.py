@@ -1,0 +1,252 @@
+"""`generate`, `status` and `watch`: create a job once, then follow it to the end."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, NoReturn
+
+import typer
+
+from videogen_cli.catalog import DEFAULT_MODEL
+from videogen_cli.cli.common import JsonOpt, Session, open_session, resolve_user
+from videogen_cli.cli.progress import (
+    JsonLinesReporter,
+    LineReporter,
+    LiveReporter,
+    describe,
+)
+from videogen_cli.core.jobs import GenerateOutcome
+from videogen_cli.core.watching import Backoff, WatchResult, watch
+from videogen_cli.domain import Job, JsonDict
+from videogen_cli.errors import JobFailedError, VideogenError, WaitTimeoutError
+
+WATCH_PANEL = "Watch options (with --watch)"
+
+TimeoutOpt = Annotated[
+    float, typer.Option("--timeout", help="Give up waiting after this many seconds (exit 6).")
+]
+IntervalOpt = Annotated[float, typer.Option("--interval", help="First wait between polls, s.")]
+MaxIntervalOpt = Annotated[float, typer.Option("--max-interval", help="Longest wait, seconds.")]
+FactorOpt = Annotated[float, typer.Option("--factor", help="Each wait is this times the last.")]
+NoJitterOpt = Annotated[
+    bool, typer.Option("--no-jitter", help="Wait exact intervals (jitter spreads pollers).")
+]
+
+
+def generate(
+    prompt: Annotated[str, typer.Option("--prompt", "-p", help="What the video shows.")],
+    model: Annotated[
+        str, typer.Option("--model", "-m", help="Model slug or id (see `videogen models`).")
+    ] = DEFAULT_MODEL,
+    image_url: Annotated[
+        str | None,
+        typer.Option("--image-url", help="First frame; required by image-to-video models."),
+    ] = None,
+    duration: Annotated[
+        str | None, typer.Option("--duration", help="Seconds, as the model allows (4, 8s…).")
+    ] = None,
+    resolution: Annotated[str | None, typer.Option("--resolution", help="e.g. 720p.")] = None,
+    aspect_ratio: Annotated[
+        str | None, typer.Option("--aspect-ratio", help="e.g. 16:9, 9:16.")
+    ] = None,
+    user: Annotated[
+        str | None, typer.Option("--user", help="User UUID [env VIDEOGEN_USER_ID].")
+    ] = None,
+    idempotency_key: Annotated[
+        str | None,
+        typer.Option(
+            "--idempotency-key", help="Reuse to retry safely; default: a new UUID, printed."
+        ),
+    ] = None,
+    watch_: Annotated[
+        bool, typer.Option("--watch", help="Then follow the job like `videogen watch`.")
+    ] = False,
+    timeout: Annotated[
+        float, typer.Option("--timeout", rich_help_panel=WATCH_PANEL, help="Seconds (exit 6).")
+    ] = 300.0,
+    interval: Annotated[float, typer.Option("--interval", rich_help_panel=WATCH_PANEL)] = 5.0,
+    max_interval: Annotated[
+        float, typer.Option("--max-interval", rich_help_panel=WATCH_PANEL)
+    ] = 20.0,
+    factor: Annotated[float, typer.Option("--factor", rich_help_panel=WATCH_PANEL)] = 2.0,
+    no_jitter: Annotated[bool, typer.Option("--no-jitter", rich_help_panel=WATCH_PANEL)] = False,
+    json_mode: JsonOpt = False,
+) -> None:
+    """Create a video job, charging the user's credits exactly once per idempotency key.
+
+    Sending the same key again with the same request returns the first job
+    (`replayed: true`) and charges nothing; the same key with a different request is
+    refused (exit 4). Settings are checked against the model before any charge.
+
+    Examples:
+
+      $ videogen generate --prompt "a paper boat in the rain" --duration 4s --watch
+
+      $ videogen generate -m veo3.1-i2v --image-url https://example.com/cat.png \\
+          -p "the cat jumps" --idempotency-key order-1234
+    """
+    backoff = Backoff(interval, max_interval, factor, not no_jitter)
+    with open_session(json_mode) as s:
+        from videogen_cli.core.requests import prepare_request
+
+        if watch_:
+            backoff.validate()  # bad watch flags must fail before anything is charged
+        prepared = prepare_request(
+            s.service.store,
+            user_id=resolve_user(s, user),
+            model_ref=model,
+            prompt=prompt,
+            image_url=image_url,
+            settings={"duration": duration, "resolution": resolution, "aspect_ratio": aspect_ratio},
+        )
+        key = idempotency_key if idempotency_key is not None else str(uuid.uuid4())
+        s.out.info(f"submitting to {prepared.model.endpoint_id} ({prepared.cost} credits)…")
+        outcome = s.service.generate(prepared, key)
+        _print_generate(s, outcome)
+        if outcome.submit_error is not None:
+            # The generate object above already carries the failed job; in JSON mode a
+            # second (error) object would break the one-object contract.
+            _exit_after_result(s, outcome.submit_error)
+        if outcome.job.status.value == "failed":
+            _exit_after_result(
+                s,
+                JobFailedError(
+                    f"job {outcome.job.job_id} failed: {outcome.job.error}",
+                    hint="its credits were refunded; fix the request and use a new key",
+                ),
+            )
+        if watch_:
+            _watch_and_exit(s, [outcome.job.job_id], timeout, backoff)
+
+
+def _print_generate(s: Session, outcome: GenerateOutcome) -> None:
+    job = outcome.job
+    data: JsonDict = {
+        "job_id": job.job_id,
+        "status": job.status.value,
+        "credits_used": job.credits_used,
+        "idempotency_key": outcome.idempotency_key,
+        "replayed": outcome.replayed,
+        "balance": outcome.balance,
+    }
+    if s.out.json_mode:
+        s.out.json(data)
+        return
+    if outcome.replayed:
+        s.out.info("replayed: this key was used before; nothing was charged or submitted")
+    for name, value in data.items():
+        s.out.result(f"{name + ':':<17}{_human(value)}")
+
+
+def _exit_after_result(s: Session, exc: VideogenError) -> NoReturn:
+    """Exit with the error's code once the result itself was printed.
+
+    Human mode adds the error line and hint on stderr; JSON mode adds nothing, since the
+    printed object (a failed job) already says what happened.
+    """
+    if not s.out.json_mode:
+        s.out.error(exc)
+    raise typer.Exit(exc.exit_code)
+
+
+def _human(value: object) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return "-" if value is None else str(value)
+
+
+def status(
+    job_id: Annotated[str, typer.Argument(help="The job's UUID.")],
+    no_sync: Annotated[
+        bool, typer.Option("--no-sync", help="Read the database only; do not ask fal.")
+    ] = False,
+    json_mode: JsonOpt = False,
+) -> None:
+    """Show a job; if it is still running, ask fal first and store what it says.
+
+    A failed job is refunded automatically, exactly once. A job that was charged but
+    never reached fal is failed and refunded once it is older than the grace period.
+
+    Examples:
+
+      $ videogen status 0b7e…
+
+      $ videogen status 0b7e… --no-sync --json
+    """
+    with open_session(json_mode) as s:
+        outcome = s.service.refresh(job_id, sync=not no_sync)
+        if outcome.transient_error:
+            s.out.info(f"warning: fal did not answer ({outcome.transient_error}); shown as stored")
+        _print_job(s, outcome.job)
+
+
+def _print_job(s: Session, job: Job) -> None:
+    if s.out.json_mode:
+        s.out.json(job.to_json())
+        return
+    for name, value in job.to_json().items():
+        s.out.result(f"{name + ':':<21}{_human(value)}")
+
+
+def watch_cmd(
+    job_ids: Annotated[list[str], typer.Argument(help="One or more job UUIDs.")],
+    timeout: TimeoutOpt = 300.0,
+    interval: IntervalOpt = 5.0,
+    max_interval: MaxIntervalOpt = 20.0,
+    factor: FactorOpt = 2.0,
+    no_jitter: NoJitterOpt = False,
+    json_mode: JsonOpt = False,
+) -> None:
+    """Follow jobs until they finish, backing off 5 s → 10 s → 20 s between polls.
+
+    Exit 0 when all completed, 1 when any failed, 6 when the deadline passed first
+    (the jobs keep running on fal; run the same command again to resume), 130 on
+    Ctrl-C.
+
+    Examples:
+
+      $ videogen watch 0b7e… --timeout 600
+
+      $ videogen watch 0b7e… 4c1d… --json | jq .status
+    """
+    with open_session(json_mode) as s:
+        _watch_and_exit(s, job_ids, timeout, Backoff(interval, max_interval, factor, not no_jitter))
+
+
+def _watch_and_exit(s: Session, job_ids: list[str], timeout: float, backoff: Backoff) -> None:
+    reporter: JsonLinesReporter | LineReporter | LiveReporter
+    if s.out.json_mode:
+        reporter = JsonLinesReporter(s.out)
+    elif s.out.stderr_is_tty():
+        reporter = LiveReporter(s.service.clock)
+    else:
+        reporter = LineReporter(s.out, s.service.clock)
+    resume = "videogen watch " + " ".join(job_ids)
+    try:
+        with reporter:
+            result = watch(s.service, job_ids, timeout=timeout, backoff=backoff, reporter=reporter)
+    except KeyboardInterrupt:
+        s.out.info(f"interrupted; the jobs keep running on fal. Resume with: {resume}")
+        raise
+    _finish_watch(s, result, timeout, resume)
+
+
+def _finish_watch(s: Session, result: WatchResult, timeout: float, resume: str) -> None:
+    if not s.out.json_mode:
+        for job in result.jobs.values():
+            s.out.result(f"{job.job_id} {describe(job)}")
+    if result.failed:
+        ids = ", ".join(j.job_id for j in result.failed)
+        _exit_after_result(
+            s,
+            JobFailedError(
+                f"job {ids} failed: {result.failed[0].error}",
+                hint="failed jobs are refunded automatically; see `videogen status <job>`",
+            ),
+        )
+    if result.timed_out:
+        running = " ".join(j.job_id for j in result.running)
+        raise WaitTimeoutError(
+            f"still running after {timeout:g} s: {running}",
+            hint=f"the job keeps running on fal; resume with: {resume}",
+        )

@@ -1,0 +1,167 @@
+"""Turning what a user typed into one canonical, validated, priced request.
+
+Validation happens here, before any charge (design §1 step 2). The canonical form is
+what the idempotency fingerprint covers and what `replay-key` sends again, so two
+spellings of one request (`--duration 4` and `--duration 4s` for veo) are the same
+request, and every default is written out.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from videogen_cli.domain import JsonDict, Model, SettingSpec
+from videogen_cli.errors import NotFoundError, RefusedError, UsageError
+from videogen_cli.ports import JobStore
+
+MAX_PROMPT_CHARS = 5000
+MAX_KEY_CHARS = 255
+MIN_KEY_CHARS = 8
+
+
+@dataclass(frozen=True)
+class PreparedRequest:
+    model: Model
+    request: JsonDict  # canonical: user_id, model (slug), prompt, image_url, settings
+    fingerprint: str
+    cost: int
+
+    def fal_arguments(self) -> dict[str, object]:
+        """The body fal receives: the prompt, the image when any, and the settings."""
+        args: dict[str, object] = {"prompt": self.request["prompt"]}
+        if self.request["image_url"]:
+            args["image_url"] = self.request["image_url"]
+        args.update(self.request["settings"])
+        return args
+
+
+def prepare_request(
+    store: JobStore,
+    *,
+    user_id: str,
+    model_ref: str,
+    prompt: str,
+    image_url: str | None,
+    settings: dict[str, Any],
+) -> PreparedRequest:
+    """Validate and normalise; raises UsageError (2), NotFoundError (3), RefusedError (4)."""
+    user_id = check_uuid(user_id, "user id")
+    model = store.get_model(model_ref)
+    if model is None:
+        raise NotFoundError(
+            f"model {model_ref!r} not found",
+            code="model_not_found",
+            hint="list the models with: videogen models",
+        )
+    if not model.active:
+        raise RefusedError(
+            f"model {model.slug} is not active", code="model_inactive", hint="choose another model"
+        )
+    prompt = prompt.strip()
+    if not prompt:
+        raise UsageError("the prompt is empty", hint='pass --prompt "what the video shows"')
+    if len(prompt) > MAX_PROMPT_CHARS:
+        raise UsageError(f"the prompt is longer than {MAX_PROMPT_CHARS} characters")
+    image_url = (image_url or "").strip() or None
+    if model.requires_image and not image_url:
+        raise UsageError(
+            f"model {model.slug} turns an image into a video and needs --image-url",
+            hint="pass --image-url https://… (the first frame)",
+        )
+    if image_url and not model.requires_image:
+        raise UsageError(
+            f"model {model.slug} is text-to-video and takes no image",
+            hint="drop --image-url, or choose an image-to-video model (videogen models)",
+        )
+    if image_url and not image_url.startswith(("https://", "http://", "data:image/")):
+        raise UsageError(
+            f"--image-url must be an http(s) URL or a data:image URI, not {image_url[:60]!r}"
+        )
+    normalised = normalise_settings(model, settings)
+    request: JsonDict = {
+        "user_id": user_id,
+        "model": model.slug,
+        "prompt": prompt,
+        "image_url": image_url,
+        "settings": normalised,
+    }
+    return PreparedRequest(
+        model=model,
+        request=request,
+        fingerprint=fingerprint(request),
+        cost=model.credits_per_second * duration_seconds(normalised.get("duration")),
+    )
+
+
+def normalise_settings(model: Model, given: dict[str, Any]) -> JsonDict:
+    """Every setting the model accepts, with defaults filled in and types as fal wants."""
+    unknown = sorted(k for k, v in given.items() if v is not None and k not in model.settings)
+    if unknown:
+        raise UsageError(
+            f"model {model.slug} does not accept {', '.join(unknown)}",
+            hint=f"it accepts: {', '.join(sorted(model.settings))}",
+        )
+    out: JsonDict = {}
+    for name, spec in sorted(model.settings.items()):
+        value = given.get(name)
+        out[name] = spec.default if value is None else _coerce(model, name, spec, value)
+    return out
+
+
+def _coerce(model: Model, name: str, spec: SettingSpec, value: Any) -> Any:
+    text = str(value).strip()
+    candidate: Any
+    if spec.type == "integer":
+        try:
+            candidate = int(text.removesuffix("s"))
+        except ValueError:
+            candidate = text
+    elif spec.type == "boolean":
+        candidate = {"true": True, "false": False}.get(text.lower(), text)
+    elif name == "duration" and text.isdigit():
+        candidate = text + "s"  # veo spells durations "4s"; accept the bare number too
+    else:
+        candidate = text
+    if spec.allowed is not None and candidate not in spec.allowed:
+        allowed = ", ".join(str(a) for a in spec.allowed)
+        raise UsageError(
+            f"{name.replace('_', '-')} {text!r} is not allowed for {model.slug}",
+            hint=f"choose one of: {allowed}",
+        )
+    return candidate
+
+
+def duration_seconds(duration: Any) -> int:
+    """4 or "4s" → 4: the unit the price is per."""
+    if duration is None:
+        raise UsageError("the model has no duration setting, so no price can be computed")
+    return int(str(duration).removesuffix("s"))
+
+
+def fingerprint(request: JsonDict) -> str:
+    """SHA-256 of the canonical JSON: the same request always gives the same print."""
+    canonical = json.dumps(request, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def check_uuid(value: str, what: str) -> str:
+    """A canonical lower-case UUID, or UsageError (exit 2) for a malformed id."""
+    try:
+        return str(uuid.UUID(value.strip()))
+    except (ValueError, AttributeError):
+        raise UsageError(f"{what} {value!r} is not a UUID") from None
+
+
+def check_idempotency_key(key: str) -> str:
+    key = key.strip()
+    if not MIN_KEY_CHARS <= len(key) <= MAX_KEY_CHARS or not key.isprintable() or " " in key:
+        raise UsageError(
+            f"idempotency key must be {MIN_KEY_CHARS}–{MAX_KEY_CHARS} printable characters "
+            "without spaces",
+            hint="omit --idempotency-key to get a new UUID",
+        )
+    return key
