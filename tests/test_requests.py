@@ -8,8 +8,8 @@ import pytest
 
 from videogen_cli.catalog import DEMO_USER_ID
 from videogen_cli.core.requests import (
-    check_idempotency_key,
     PreparedRequest,
+    check_idempotency_key,
     check_uuid,
     fingerprint,
     prepare_request,
