@@ -18,7 +18,12 @@ from videogen_cli.cli.progress import (
 from videogen_cli.core.jobs import GenerateOutcome
 from videogen_cli.core.watching import Backoff, WatchResult, watch
 from videogen_cli.domain import Job, JsonDict
-from videogen_cli.errors import JobFailedError, VideogenError, WaitTimeoutError
+from videogen_cli.errors import (
+    InterruptedError_,
+    JobFailedError,
+    VideogenError,
+    WaitTimeoutError,
+)
 
 WATCH_PANEL = "Watch options (with --watch)"
 
@@ -226,8 +231,9 @@ def _watch_and_exit(s: Session, job_ids: list[str], timeout: float, backoff: Bac
         with reporter:
             result = watch(s.service, job_ids, timeout=timeout, backoff=backoff, reporter=reporter)
     except KeyboardInterrupt:
-        s.out.info(f"interrupted; the jobs keep running on fal. Resume with: {resume}")
-        raise
+        raise InterruptedError_(
+            "interrupted; the jobs keep running on fal", hint=f"resume with: {resume}"
+        ) from None
     _finish_watch(s, result, timeout, resume)
 
 

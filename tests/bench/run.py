@@ -1,0 +1,119 @@
+"""`make bench`: timing goals, measured here rather than asserted in tests.
+
+Goals (a 2-core machine): `videogen --help` under 400 ms; a sandbox generate (charge,
+submit to the simulator, record) under 50 ms in-process; a replay under 10 ms; ten
+concurrent processes with one key under 5 s in all.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+
+def timed(fn: object, runs: int) -> list[float]:
+    out = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()  # type: ignore[operator]
+        out.append((time.perf_counter() - start) * 1000)
+    return out
+
+
+def row(name: str, samples: list[float], goal_ms: float) -> None:
+    median = statistics.median(samples)
+    verdict = "ok" if median <= goal_ms else "SLOW"
+    print(
+        f"{name:<40} median {median:7.1f} ms  max {max(samples):7.1f} ms"
+        f"  goal {goal_ms:5.0f} ms  {verdict}"
+    )
+
+
+def main() -> None:
+    home = Path(tempfile.mkdtemp(prefix="videogen-bench-"))
+    env = {**os.environ, "VIDEOGEN_HOME": str(home), "VIDEOGEN_SIM_SPEED": "1000"}
+    cmd = [sys.executable, "-m", "videogen_cli"]
+    row(
+        "videogen --help (process start-up)",
+        timed(
+            lambda: subprocess.run([*cmd, "--help"], env=env, capture_output=True, check=True), 10
+        ),
+        400,
+    )
+
+    os.environ.update(VIDEOGEN_HOME=str(home), VIDEOGEN_SIM_SPEED="1000")
+    from videogen_cli.bootstrap import build_service
+    from videogen_cli.catalog import DEMO_USER_ID
+    from videogen_cli.config import load_settings
+    from videogen_cli.core.requests import prepare_request
+
+    service = build_service(load_settings())
+    service.store.grant_credits(DEMO_USER_ID, 100_000, "bench", "bench")
+    keys: list[str] = []
+
+    def generate() -> None:
+        key = str(uuid.uuid4())
+        keys.append(key)
+        prepared = prepare_request(
+            service.store,
+            user_id=DEMO_USER_ID,
+            model_ref="veo3.1",
+            prompt="bench",
+            image_url=None,
+            settings={"duration": "4s"},
+        )
+        service.generate(prepared, key)
+
+    row("generate on the sandbox (in-process)", timed(generate, 50), 50)
+
+    def replay() -> None:
+        prepared = prepare_request(
+            service.store,
+            user_id=DEMO_USER_ID,
+            model_ref="veo3.1",
+            prompt="bench",
+            image_url=None,
+            settings={"duration": "4s"},
+        )
+        service.generate(prepared, keys[0])
+
+    row("replayed generate (in-process)", timed(replay, 50), 10)
+    service.close()
+
+    def ten_processes() -> None:
+        key = str(uuid.uuid4())
+        procs = [
+            subprocess.Popen(
+                [
+                    *cmd,
+                    "generate",
+                    "-p",
+                    "bench",
+                    "--duration",
+                    "4s",
+                    "--idempotency-key",
+                    key,
+                    "--json",
+                ],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            for _ in range(10)
+        ]
+        assert all(p.wait() == 0 for p in procs)
+
+    row("10 processes, one key (wall time)", timed(ten_processes, 3), 5000)
+
+
+if __name__ == "__main__":
+    main()
