@@ -471,6 +471,34 @@ def test_submit_other_4xx_is_refused(sleeps: Sleeps) -> None:
     assert caught.value.message == "Application not found"
 
 
+def test_submit_does_not_follow_a_redirect(sleeps: Sleeps) -> None:
+    script = Script(httpx.Response(302, headers={"location": "https://elsewhere.example/x"}))
+    provider = make(script, sleeps)
+
+    with pytest.raises(ProviderError) as caught:
+        provider.submit(VEO, {"prompt": "p"})
+
+    assert caught.value.code == "provider_protocol_error"
+    assert caught.value.message == (
+        "fal answered the submit with HTTP 302 (redirect to https://elsewhere.example/x); "
+        "no job was created"
+    )
+    assert len(script.requests) == 1
+
+
+def test_reads_follow_redirects_on_the_same_origin(sleeps: Sleeps) -> None:
+    moved = "https://queue.fal.run/fal-ai/veo3.1/requests/r1/status/?logs=0"
+    script = Script(
+        httpx.Response(307, headers={"location": moved}),
+        httpx.Response(202, json={"status": "IN_PROGRESS"}),
+    )
+    provider = make(script, sleeps)
+
+    assert provider.status(HANDLE) == ProviderStatus(state=ProviderState.IN_PROGRESS)
+    assert str(script.requests[1].url) == moved
+    assert script.requests[1].headers["authorization"] == "Key test-key"
+
+
 def test_submit_2xx_without_request_id_is_an_unknown_outcome(sleeps: Sleeps) -> None:
     provider = make(Script(httpx.Response(200, json={"status": "IN_QUEUE"})), sleeps)
 

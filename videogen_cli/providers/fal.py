@@ -238,8 +238,8 @@ class FalQueueProvider:
                 "User-Agent": f"videogen-cli/{videogen_cli.__version__}",
                 "Accept": "application/json",
             },
-            # fal_client follows redirects too; httpx drops Authorization when a
-            # redirect leaves the origin, so the key cannot follow it elsewhere.
+            # Reads follow redirects as fal_client does; httpx drops Authorization when
+            # a redirect leaves the origin, so the key cannot follow it elsewhere.
             follow_redirects=True,
         )
 
@@ -253,7 +253,8 @@ class FalQueueProvider:
 
         Raises RefusedError("provider_rejected") on a definitive 4xx, ProviderError
         ("provider_auth" | "provider_unavailable" | "provider_timeout" |
-        "provider_outcome_unknown") otherwise.
+        "provider_protocol_error" | "provider_outcome_unknown") otherwise. Only
+        "provider_outcome_unknown" means fal may hold a job for this request.
         """
         url = f"{self.base_url}/{endpoint_id.strip().strip('/')}"
         last = ""
@@ -283,6 +284,15 @@ class FalQueueProvider:
                 last = f"HTTP {code}: {text}"
                 log.debug("fal submit attempt %d refused for now: %s", attempt + 1, last)
                 continue
+            if 300 <= code < 400:
+                # Not followed for a POST (httpx would turn a 302 into a GET): the answer
+                # is a redirect, so nothing was created at this URL.
+                raise ProviderError(
+                    f"fal answered the submit with HTTP {code} (redirect to "
+                    f"{response.headers.get('location', 'nowhere')}); no job was created",
+                    code="provider_protocol_error",
+                    hint="check VIDEOGEN_FAL_QUEUE_URL",
+                )
             if 400 <= code < 500:
                 raise RefusedError(
                     self._scrub(text),
@@ -398,6 +408,7 @@ class FalQueueProvider:
             params=params,
             json=json_body,
             timeout=httpx.Timeout(limit, connect=min(10.0, limit)),
+            follow_redirects=method != "POST",
         )
 
     def _read(
