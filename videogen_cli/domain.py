@@ -223,4 +223,3 @@ class ProviderResult:
 def iso(value: datetime) -> str:
     """ISO-8601 in UTC, the one timestamp format of every output."""
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
-

@@ -21,6 +21,7 @@ from videogen_cli.domain import Job, JsonDict
 from videogen_cli.errors import (
     InterruptedError_,
     JobFailedError,
+    ProviderError,
     VideogenError,
     WaitTimeoutError,
 )
@@ -108,9 +109,10 @@ def generate(
         s.out.info(f"submitting to {prepared.model.endpoint_id} ({prepared.cost} credits)…")
         outcome = s.service.generate(prepared, key)
         _print_generate(s, outcome)
-        if outcome.submit_error is not None:
-            # The generate object above already carries the failed job; in JSON mode a
-            # second (error) object would break the one-object contract.
+        if isinstance(outcome.submit_error, ProviderError):
+            # fal could not be reached (exit 5). The generate object above already carries
+            # the failed, refunded job; in JSON mode a second object would break the
+            # one-object contract. A refusal by fal (4xx) is a failed job: exit 1 below.
             _exit_after_result(s, outcome.submit_error)
         if outcome.job.status.value == "failed":
             _exit_after_result(

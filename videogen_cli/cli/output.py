@@ -48,7 +48,7 @@ class Output:
 
     def json(self, obj: dict[str, Any]) -> None:
         """One JSON document on one line of stdout."""
-        if self._environment is not None and "error" not in obj:
+        if self._environment is not None and set(obj) != {"error"}:
             obj = {**obj, "environment": self._environment}
         sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
         sys.stdout.flush()

@@ -175,6 +175,11 @@ class JobService:
         except ProviderError as exc:
             if exc.code == "provider_auth":
                 raise  # a wrong key is not transient: say so now
+            if exc.code == "provider_not_found":
+                # fal no longer knows the request (expired, or never kept): no video will
+                # ever come, so the user gets the credits back.
+                failed = self.store.fail_job(job.job_id, f"fal does not know the request: {exc}")
+                return RefreshOutcome(failed)
             return RefreshOutcome(job, transient_error=exc.message)
         return RefreshOutcome(job)
 

@@ -118,7 +118,11 @@ class SqliteStore:
             path.parent.mkdir(parents=True, exist_ok=True)
             # isolation_level=None: we issue BEGIN ourselves, so every write is
             # exactly one explicit transaction.
-            self._db = sqlite3.connect(str(path), timeout=30.0, isolation_level=None)
+            # check_same_thread=False: a store may be built in one thread and used in
+            # another (never by two at once); the file lock serialises writers anyway.
+            self._db = sqlite3.connect(
+                str(path), timeout=30.0, isolation_level=None, check_same_thread=False
+            )
             self._db.row_factory = sqlite3.Row
             self._db.execute("pragma busy_timeout = 30000")
             self._db.execute("pragma journal_mode = wal")

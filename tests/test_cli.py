@@ -1,0 +1,301 @@
+"""The commands as users and CI see them: exact JSON, exit codes, and state afterwards.
+
+Runs the whole stack in-process (Typer's CliRunner → core → sandbox store → real fal
+adapter → simulator), with the simulator 1000× faster than real time.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from videogen_cli.catalog import DEMO_USER_ID
+from videogen_cli.cli.main import app, main
+
+SANDBOX = {"backend": "sandbox", "provider": "simulator"}
+FAST = ["--interval", "0.01", "--max-interval", "0.02"]
+UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+
+
+def run(*args: str, input: str | None = None) -> Any:
+    return CliRunner().invoke(app, list(args), input=input)
+
+
+def run_json(*args: str, code: int = 0) -> dict[str, Any]:
+    result = run(*args, "--json")
+    assert result.exit_code == code, result.output
+    assert result.stderr == ""
+    lines = result.stdout.splitlines()
+    assert len(lines) == 1, result.stdout
+    parsed: dict[str, Any] = json.loads(lines[0])
+    return parsed
+
+
+def balance() -> int:
+    return int(run_json("credits")["balance"])
+
+
+def generate(*extra: str, key: str = "order-0001", code: int = 0) -> dict[str, Any]:
+    return run_json(
+        "generate", "--prompt", "a paper boat", "--duration", "4s",
+        "--idempotency-key", key, *extra, code=code,
+    )  # fmt: skip
+
+
+def db_rows(home: Path, sql: str, *params: object) -> list[tuple[Any, ...]]:
+    con = sqlite3.connect(home / "sandbox.sqlite3")
+    try:
+        return con.execute(sql, params).fetchall()
+    finally:
+        con.close()
+
+
+def test_generate_prints_exactly_the_generate_object(isolated_env: Path) -> None:
+    out = generate()
+    assert UUID_RE.match(out.pop("job_id"))
+    assert out == {
+        "status": "pending",
+        "credits_used": 16,
+        "idempotency_key": "order-0001",
+        "replayed": False,
+        "balance": 84,
+        "environment": SANDBOX,
+    }
+
+
+def test_generate_without_a_key_makes_and_prints_one() -> None:
+    out = run_json("generate", "--prompt", "a boat", "--duration", "4s")
+    assert UUID_RE.match(out["idempotency_key"])
+
+
+def test_second_generate_with_the_same_key_is_a_replay(isolated_env: Path) -> None:
+    first = generate()
+    second = generate()
+    assert second == {**first, "replayed": True}
+    assert balance() == 84
+    assert db_rows(isolated_env, "select count(*) from video_jobs") == [(1,)]
+
+
+def test_human_generate_shows_the_key_and_the_sandbox_notice() -> None:
+    result = run(
+        "generate", "--prompt", "a boat", "--duration", "4s", "--idempotency-key", "k-12345678"
+    )
+    assert result.exit_code == 0, result.output
+    assert "idempotency_key: k-12345678" in result.stdout
+    assert "status:          pending" in result.stdout
+    assert "note: sandbox database" in result.stderr and "simulated fal" in result.stderr
+
+
+def test_generate_watch_json_streams_job_lines_to_completion() -> None:
+    result = run(
+        "generate", "--prompt", "a boat", "--duration", "4s", "--idempotency-key", "order-w1",
+        "--watch", *FAST, "--json",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert lines[0]["replayed"] is False and lines[0]["status"] == "pending"
+    statuses = [line["status"] for line in lines[1:]]
+    assert statuses[-1] == "completed"
+    assert statuses == sorted(statuses, key=["pending", "processing", "completed"].index)
+    final = lines[-1]
+    assert set(final) == {
+        "job_id", "user_id", "model", "status", "prompt", "settings", "credits_used",
+        "refunded_credits", "provider_request_id", "queue_position", "video_url",
+        "thumbnail_url", "error", "created_at", "updated_at", "environment",
+    }  # fmt: skip
+    assert final["video_url"].startswith("https://") and final["thumbnail_url"] is None
+    assert final["settings"] == {"aspect_ratio": "16:9", "duration": "4s", "resolution": "720p"}
+    assert (final["user_id"], final["model"], final["credits_used"]) == (DEMO_USER_ID, "veo3.1", 16)
+
+
+def test_failed_job_exits_1_and_its_credits_come_back_once(isolated_env: Path) -> None:
+    result = run(
+        "generate", "--prompt", "boat sim:fail", "--duration", "4s", "--idempotency-key",
+        "order-f1", "--watch", *FAST,
+    )  # fmt: skip
+    assert result.exit_code == 1, result.output
+    assert "failed: Runner disconnected" in result.stdout
+    assert result.stderr.splitlines()[-2].startswith("error: job ")
+    assert balance() == 100
+    job_id = result.stdout.splitlines()[-1].split()[0]
+    # More pollers and an operator refund afterwards move nothing.
+    assert run_json("status", job_id)["refunded_credits"] == 16
+    again = run_json("refund", job_id, "--reason", "customer asked", "--yes")
+    assert (again["refunded_now"], again["balance"]) == (False, 100)
+    assert db_rows(
+        isolated_env, "select kind, delta from credit_ledger where job_id = ?", job_id
+    ) == [
+        ("charge", -16),
+        ("refund", 16),
+    ]
+
+
+def test_refused_submission_exits_1_with_the_failed_job(isolated_env: Path) -> None:
+    out = generate("--prompt", "sim:refuse", key="order-r1", code=1)
+    assert (out["status"], out["balance"]) == ("failed", 100)
+
+
+def test_watch_of_a_slow_job_exits_6_with_a_resume_hint() -> None:
+    job_id = generate("--prompt", "sim:slow boat", key="order-s1")["job_id"]
+    result = run("watch", job_id, "--timeout", "0.2", *FAST)
+    assert result.exit_code == 6, result.output
+    assert f"resume with: videogen watch {job_id}" in result.stderr
+    as_json = run("watch", job_id, "--timeout", "0.1", *FAST, "--json")
+    assert as_json.exit_code == 6
+    lines = [json.loads(line) for line in as_json.stdout.splitlines()]
+    assert lines[-2]["status"] == "processing"
+    assert lines[-1]["error"]["code"] == "watch_timeout"
+    assert f"videogen watch {job_id}" in lines[-1]["error"]["hint"]
+
+
+def test_watch_without_a_terminal_prints_one_line_per_change() -> None:
+    job_id = generate(key="order-l1")["job_id"]
+    result = run("watch", job_id, *FAST)
+    assert result.exit_code == 0, result.output
+    progress = [line for line in result.stderr.splitlines() if line.startswith("[")]
+    assert len(progress) == len({line.split("] ", 1)[1] for line in progress})
+    assert progress[-1].endswith(result.stdout.strip().split(" ", 1)[1])
+    assert result.stdout.startswith(f"{job_id} completed https://")
+
+
+def test_status_no_sync_reads_the_database_only() -> None:
+    job_id = generate(key="order-n1")["job_id"]
+    out = run_json("status", job_id, "--no-sync")
+    assert (out["status"], out["video_url"], out["queue_position"]) == ("pending", None, 1)
+
+
+def test_refund_moves_credits_once(isolated_env: Path) -> None:
+    job_id = generate(key="order-rf")["job_id"]
+    assert run("watch", job_id, *FAST).exit_code == 0
+    dry = run_json("refund", job_id, "--reason", "blank video", "--operator", "alice", "--dry-run")
+    assert dry == {
+        "job_id": job_id, "refunded_credits": 16, "refunded_now": False, "balance": 100,
+        "reason": "blank video", "operator": "alice", "dry_run": True, "environment": SANDBOX,
+    }  # fmt: skip
+    assert balance() == 84
+    args = ("refund", job_id, "--reason", "blank video", "--operator", "alice", "--yes")
+    first, second = run_json(*args), run_json(*args)
+    assert first == {
+        "job_id": job_id, "refunded_credits": 16, "refunded_now": True, "balance": 100,
+        "reason": "blank video", "operator": "alice", "environment": SANDBOX,
+    }  # fmt: skip
+    assert second == {**first, "refunded_now": False}
+    assert db_rows(
+        isolated_env, "select kind, reason, operator from credit_ledger where job_id = ?", job_id
+    ) == [("charge", "generate", "videogen"), ("refund", "blank video", "alice")]
+
+
+def test_refund_without_a_terminal_needs_yes_and_changes_nothing() -> None:
+    job_id = generate(key="order-ry")["job_id"]
+    run("watch", job_id, *FAST)
+    out = run_json("refund", job_id, "--reason", "x", code=2)
+    assert out["error"]["code"] == "confirmation_required"
+    assert "--yes" in out["error"]["hint"]
+    assert balance() == 84
+
+
+def test_replay_key_says_idempotent() -> None:
+    job_id = generate(key="order-rk")["job_id"]
+    out = run_json("replay-key", "order-rk")
+    assert out == {
+        "idempotency_key": "order-rk", "job_id": job_id, "replayed": True,
+        "balance_before": 84, "balance_after": 84, "verdict": "idempotent",
+        "environment": SANDBOX,
+    }  # fmt: skip
+    shown = run_json("replay-key", "order-rk", "--show")
+    assert shown["request"]["prompt"] == "a paper boat" and shown["job_id"] == job_id
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "error_code"),
+    [
+        (["generate", "--prompt", "x", "--duration", "5s"], 2, "invalid_input"),
+        (["generate", "--prompt", "x", "--model", "sora-9"], 3, "model_not_found"),
+        (["generate", "--prompt", "x", "--model", "sora-2-i2v"], 2, "invalid_input"),
+        (["generate", "--prompt", "x", "--user", "nobody"], 2, "invalid_input"),
+        (["generate", "--prompt", "x", "--user", "00000000-0000-4000-a000-00000000beef"], 3,
+         "user_not_found"),
+        (["generate", "--prompt", "x", "--idempotency-key", "short"], 2, "invalid_input"),
+        (["generate", "--prompt", "x", "--watch", "--interval", "0"], 2, "invalid_input"),
+        (["generate", "--prompt", "a paper boat", "--duration", "8s",
+          "--idempotency-key", "order-0001"], 4, "idempotency_key_reused"),
+        (["status", "not-a-uuid"], 2, "invalid_input"),
+        (["status", "00000000-0000-4000-a000-00000000ffff"], 3, "job_not_found"),
+        (["watch", "00000000-0000-4000-a000-00000000ffff"], 3, "job_not_found"),
+        (["refund", "00000000-0000-4000-a000-00000000ffff", "--reason", "x"], 3,
+         "job_not_found"),
+        (["refund", "{job}", "--reason", "  ", "--yes"], 2, "invalid_input"),
+        (["refund", "{job}", "--reason", "x", "--yes"], 4, "job_not_refundable"),
+        (["replay-key", "never-used-key"], 3, "key_not_found"),
+        (["credits", "--user", "00000000-0000-4000-a000-00000000beef"], 3, "user_not_found"),
+    ],
+)  # fmt: skip
+def test_bad_input_gets_one_error_and_changes_nothing(
+    args: list[str], code: int, error_code: str, isolated_env: Path
+) -> None:
+    job_id = generate("--prompt", "a paper boat sim:slow")["job_id"]
+    before = db_rows(isolated_env, "select * from credit_ledger")
+    args = [a.replace("{job}", job_id) for a in args]
+    out = run_json(*args, code=code)
+    assert set(out) == {"error"} and out["error"]["code"] == error_code
+    assert "\n" not in out["error"]["message"]
+    human = run(*args)
+    assert human.exit_code == code
+    assert human.stderr.splitlines()[-2 if out["error"]["hint"] else -1].startswith("error: ")
+    assert "Traceback" not in human.output
+    assert db_rows(isolated_env, "select * from credit_ledger") == before
+
+
+def test_insufficient_credits_is_exit_4() -> None:
+    for n in range(3):
+        generate("--duration", "8s", key=f"order-b{n}")
+    out = generate(key="order-b3", code=4)
+    assert out["error"]["code"] == "insufficient_credits"
+    assert balance() == 4
+
+
+def test_usage_errors_from_the_parser_are_json_too(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["generate", "--json"])
+    assert exit_.value.code == 2
+    out = json.loads(capsys.readouterr().out)
+    assert out["error"]["code"] == "invalid_input" and "--prompt" in out["error"]["message"]
+
+
+def test_real_backend_without_fal_key_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VIDEOGEN_DATABASE_URL", "postgresql://u:secretpw@127.0.0.1:1/db")
+    out = run_json("status", "00000000-0000-4000-a000-00000000ffff", code=5)
+    assert out["error"]["code"] == "missing_credentials"
+    assert "VIDEOGEN_PROVIDER=simulator" in out["error"]["hint"]
+
+
+def test_config_masks_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FAL_KEY", "fal-key-id:very-secret-value")
+    monkeypatch.setenv("VIDEOGEN_DATABASE_URL", "postgresql://u:secretpw@db.example:5432/app")
+    result = run("config", "--json")
+    assert result.exit_code == 0, result.output
+    assert "very-secret" not in result.stdout and "secretpw" not in result.stdout
+    out = json.loads(result.stdout)
+    assert out["fal_key"] == "****alue"
+    assert out["database_url"] == "postgresql://u:****@db.example:5432/app"
+    assert (out["backend"], out["provider"]) == ("postgres", "fal")
+
+
+def test_models_lists_the_catalog() -> None:
+    out = run_json("models")
+    assert [m["slug"] for m in out["models"]] == [
+        "sora-2-i2v",
+        "sora-2-t2v",
+        "veo3.1",
+        "veo3.1-i2v",
+    ]
+    assert out["models"][2]["settings"]["duration"] == {
+        "allowed": ["4s", "6s", "8s"],
+        "default": "8s",
+    }

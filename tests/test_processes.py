@@ -1,0 +1,72 @@
+"""Real OS processes sharing one sandbox: the cases threads in one process cannot prove."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def videogen(*args: str, env: dict[str, str]) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "videogen_cli", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        env=env,
+    )
+
+
+def test_ten_processes_with_one_key_make_one_job_and_one_charge(isolated_env: Path) -> None:
+    env = dict(os.environ)
+    args = ("generate", "--prompt", "a boat", "--duration", "4s", "--idempotency-key",
+            "same-key-for-all", "--json")  # fmt: skip
+    procs = [videogen(*args, env=env) for _ in range(10)]
+    outputs = []
+    for proc in procs:
+        stdout, stderr = proc.communicate(timeout=120)
+        assert proc.returncode == 0, stderr
+        outputs.append(json.loads(stdout))
+    assert len({o["job_id"] for o in outputs}) == 1
+    assert sorted(o["replayed"] for o in outputs) == [False] + [True] * 9
+    assert {o["balance"] for o in outputs} == {84}
+    con = sqlite3.connect(isolated_env / "sandbox.sqlite3")
+    assert con.execute("select count(*) from video_jobs").fetchone() == (1,)
+    assert con.execute(
+        "select kind, delta from credit_ledger where job_id is not null"
+    ).fetchall() == [("charge", -16)]
+    # The simulator received exactly one submission.
+    assert con.execute("select count(*) from sim_requests").fetchone() == (1,)
+    con.close()
+
+
+def test_generate_in_one_process_and_watch_in_another(isolated_env: Path) -> None:
+    env = dict(os.environ)
+    gen = videogen("generate", "--prompt", "a boat", "--duration", "4s", "--json", env=env)
+    stdout, stderr = gen.communicate(timeout=60)
+    assert gen.returncode == 0, stderr
+    job_id = json.loads(stdout)["job_id"]
+    watcher = videogen("watch", job_id, "--interval", "0.01", "--max-interval", "0.05",
+                       "--json", env=env)  # fmt: skip
+    stdout, stderr = watcher.communicate(timeout=60)
+    assert watcher.returncode == 0, stderr
+    assert json.loads(stdout.splitlines()[-1])["status"] == "completed"
+
+
+def test_help_imports_no_http_or_database_client() -> None:
+    code = (
+        "import sys; from videogen_cli.cli.main import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "heavy = ('httpx', 'psycopg', 'supabase', 'postgrest')\n"
+        "print(sorted(m for m in heavy if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "[]"
