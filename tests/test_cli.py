@@ -299,3 +299,12 @@ def test_models_lists_the_catalog() -> None:
         "allowed": ["4s", "6s", "8s"],
         "default": "8s",
     }
+
+
+def test_a_malformed_fal_key_fails_before_any_charge(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FAL_KEY", "bad key\twith control")
+    out = generate(code=5)
+    assert out["error"]["code"] == "provider_auth"
+    assert "bad key" not in json.dumps(out)
+    monkeypatch.delenv("FAL_KEY")
+    assert balance() == 100

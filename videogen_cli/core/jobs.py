@@ -91,6 +91,8 @@ class JobService:
         A replay (same key, same request) changes nothing and submits nothing.
         """
         key = check_idempotency_key(idempotency_key)
+        # Build the provider first: a misconfigured one must fail before any charge.
+        provider = self.provider
         created = self.store.create_job(
             NewJob(
                 user_id=prepared.request["user_id"],
@@ -108,7 +110,7 @@ class JobService:
             return GenerateOutcome(created.job, key, True, created.balance)
         job = created.job
         try:
-            submission = self.provider.submit(prepared.model.endpoint_id, prepared.fal_arguments())
+            submission = provider.submit(prepared.model.endpoint_id, prepared.fal_arguments())
         except (RefusedError, ProviderError) as exc:
             # fal refused, or could not be reached after the retries that cannot create a
             # second job: the user must not pay for a video that will never come.
