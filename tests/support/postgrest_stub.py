@@ -93,7 +93,11 @@ class PostgrestStub:
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._server.daemon_threads = True
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="postgrest-stub", daemon=True
+            # A short poll interval: stop() waits for the loop to notice the shutdown.
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.02},
+            name="postgrest-stub",
+            daemon=True,
         )
 
     @property
@@ -240,6 +244,9 @@ class PostgrestStub:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"  # keep-alive, as httpx expects from PostgREST
+            # Headers and body go out in two writes; with Nagle on, a kept-alive connection
+            # then waits for the client's delayed ACK (~40 ms) on every answer.
+            disable_nagle_algorithm = True
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass  # quiet test output

@@ -1,0 +1,664 @@
+"""One contract for every JobStore: the rules written in videogen_cli/ports.py.
+
+Each test runs on three stores: ``sqlite`` (the sandbox), ``postgres`` (PostgresStore on
+a fresh migrated database) and ``supabase`` (the real supabase-py client over real HTTP
+to the PostgREST stub, on the same kind of database). After every test the fixture
+checks, straight from the tables, that each balance equals the sum of its ledger, that no
+balance is negative and that every failed job was refunded exactly once. The last test
+runs one scripted session on all three stores and compares the transcripts.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import pytest
+
+from tests.backends.conftest import Backend
+from videogen_cli.catalog import SEED_MODELS
+from videogen_cli.domain import (
+    CreateJobResult,
+    IdempotencyRecord,
+    Job,
+    JobStatus,
+    LedgerEntry,
+    LedgerKind,
+    Model,
+    NewJob,
+    RefundOutcome,
+    Submission,
+)
+from videogen_cli.errors import NotFoundError, RefusedError, UsageError, VideogenError
+from videogen_cli.ports import SYSTEM_OPERATOR
+
+SETTINGS = {"duration": "4s", "resolution": "720p", "aspect_ratio": "16:9"}
+
+
+def new_job(
+    user_id: str,
+    *,
+    key: str | None = None,
+    cost: int = 8,
+    fingerprint: str | None = None,
+    model: str = "veo3.1",
+    prompt: str = "a paper boat drifting down a rainy street",
+) -> NewJob:
+    request = {"user_id": user_id, "model": model, "prompt": prompt, "settings": SETTINGS}
+    return NewJob(
+        user_id=user_id,
+        idempotency_key=key or f"key-{uuid.uuid4()}",
+        fingerprint=fingerprint or f"fp:{user_id}:{model}:{prompt}:{cost}",
+        model_slug=model,
+        prompt=prompt,
+        image_url=None,
+        settings=dict(SETTINGS),
+        cost=cost,
+        request=request,
+    )
+
+
+def submission(request_id: str = "req-1", queue_position: int | None = 2) -> Submission:
+    base = f"https://queue.fal.run/fal-ai/veo3.1/requests/{request_id}"
+    return Submission(
+        request_id=request_id,
+        status_url=f"{base}/status",
+        response_url=base,
+        cancel_url=f"{base}/cancel",
+        queue_position=queue_position,
+    )
+
+
+def ledger_kinds(backend: Backend, user_id: str) -> list[tuple[LedgerKind, int]]:
+    return [(e.kind, e.delta) for e in backend.store.list_ledger(user_id, limit=1000)]
+
+
+# --- grants and reads --------------------------------------------------------------------
+
+
+def test_grant_creates_the_account_and_writes_the_ledger(backend: Backend) -> None:
+    store = backend.store
+    user = str(uuid.uuid4())
+    assert store.get_balance(user) is None
+    assert store.grant_credits(user, 10, "welcome", "alice") == 10
+    assert store.grant_credits(user, 5, "top-up", "bob") == 15
+    assert store.get_balance(user) == 15
+
+    entries = store.list_ledger(user)
+    assert [(e.kind, e.delta, e.reason, e.operator, e.job_id) for e in entries] == [
+        (LedgerKind.GRANT, 5, "top-up", "bob", None),
+        (LedgerKind.GRANT, 10, "welcome", "alice", None),
+    ]
+    assert all(e.user_id == user and e.created_at.tzinfo is not None for e in entries)
+    assert entries[0].id > entries[1].id
+    assert [e.delta for e in store.list_ledger(user, limit=1)] == [5]
+
+    with pytest.raises(UsageError):
+        store.grant_credits(user, 0, "nothing", "alice")
+    assert store.get_balance(user) == 15
+
+
+def test_models_are_the_seed_catalog(backend: Backend) -> None:
+    store = backend.store
+    assert store.list_models() == sorted(SEED_MODELS, key=lambda m: m.slug)
+    veo = next(m for m in SEED_MODELS if m.slug == "veo3.1")
+    assert store.get_model("veo3.1") == veo
+    assert store.get_model(veo.id) == veo
+    assert store.get_model("no-such-model") is None
+
+
+def test_reads_of_unknown_things_are_empty(backend: Backend) -> None:
+    store = backend.store
+    assert store.get_job("not-a-uuid") is None
+    assert store.get_job(str(uuid.uuid4())) is None
+    assert store.get_idempotency_record("never-used") is None
+    assert store.list_ledger(str(uuid.uuid4())) == []
+    assert store.list_jobs(str(uuid.uuid4())) == []
+    assert store.get_balance(str(uuid.uuid4())) is None
+
+
+# --- create_job --------------------------------------------------------------------------
+
+
+def test_create_job_charges_once_and_records_the_key(backend: Backend) -> None:
+    store = backend.store
+    user = backend.new_user(20)
+    new = new_job(user, cost=8)
+
+    result = store.create_job(new)
+
+    assert isinstance(result, CreateJobResult)
+    assert result.replayed is False
+    assert result.balance == 12 == store.get_balance(user)
+    job = result.job
+    assert job.status is JobStatus.PENDING
+    assert (job.user_id, job.model, job.prompt, job.settings) == (
+        user,
+        "veo3.1",
+        new.prompt,
+        SETTINGS,
+    )
+    assert (job.credits_used, job.refunded_credits) == (8, 0)
+    assert job.idempotency_key == new.idempotency_key
+    assert job.endpoint_id == "fal-ai/veo3.1"
+    assert job.provider_request_id is None and job.queue_position is None
+    assert job.created_at.tzinfo is not None and job.updated_at.tzinfo is not None
+    assert store.get_job(job.job_id) == job
+
+    charge = store.list_ledger(user)[0]
+    assert (charge.kind, charge.delta, charge.job_id, charge.reason, charge.operator) == (
+        LedgerKind.CHARGE,
+        -8,
+        job.job_id,
+        "generate",
+        SYSTEM_OPERATOR,
+    )
+    record = store.get_idempotency_record(new.idempotency_key)
+    assert isinstance(record, IdempotencyRecord)
+    assert (record.key, record.user_id, record.fingerprint, record.job_id) == (
+        new.idempotency_key,
+        user,
+        new.fingerprint,
+        job.job_id,
+    )
+    assert record.request == new.request
+    assert record.created_at.tzinfo is not None
+
+
+def test_same_key_same_request_replays_without_charging(backend: Backend) -> None:
+    store = backend.store
+    user = backend.new_user(20)
+    new = new_job(user, cost=8)
+    first = store.create_job(new)
+
+    again = store.create_job(new)
+
+    assert again.replayed is True
+    assert again.job == first.job
+    assert again.balance == 12 == store.get_balance(user)
+    assert ledger_kinds(backend, user) == [(LedgerKind.CHARGE, -8), (LedgerKind.GRANT, 20)]
+    assert len(store.list_jobs(user)) == 1
+
+
+def test_replay_reports_the_current_balance(backend: Backend) -> None:
+    store = backend.store
+    user = backend.new_user(20)
+    new = new_job(user, cost=8)
+    store.create_job(new)
+    store.grant_credits(user, 5, "top-up", "alice")
+
+    assert store.create_job(new).balance == 17
+
+
+def test_same_key_with_another_request_is_refused(backend: Backend) -> None:
+    store = backend.store
+    user = backend.new_user(20)
+    other_user = backend.new_user(20)
+    new = new_job(user, cost=8)
+    store.create_job(new)
+
+    with pytest.raises(RefusedError) as changed:
+        store.create_job(new_job(user, key=new.idempotency_key, cost=8, prompt="another"))
+    assert changed.value.code == "idempotency_key_reused"
+    # Keys are global and the fingerprint covers the user: another user's request with
+    # this key is a different request.
+    with pytest.raises(RefusedError) as foreign:
+        store.create_job(new_job(other_user, key=new.idempotency_key, cost=8))
+    assert foreign.value.code == "idempotency_key_reused"
+
+    assert store.get_balance(user) == 12
+    assert store.get_balance(other_user) == 20
+    assert store.list_jobs(other_user) == []
+
+
+def test_unknown_user_is_not_found_and_writes_nothing(backend: Backend) -> None:
+    store = backend.store
+    ghost = str(uuid.uuid4())
+    new = new_job(ghost)
+
+    with pytest.raises(NotFoundError) as err:
+        store.create_job(new)
+
+    assert err.value.code == "user_not_found"
+    assert store.get_idempotency_record(new.idempotency_key) is None
+    assert store.get_balance(ghost) is None
+    assert store.list_jobs(ghost) == []
+
+
+def test_unknown_model_is_not_found_and_charges_nothing(backend: Backend) -> None:
+    store = backend.store
+    user = backend.new_user(20)
+    new = new_job(user, model="no-such-model")
+
+    with pytest.raises(NotFoundError) as err:
+        store.create_job(new)
+
+    assert err.value.code == "model_not_found"
+    assert store.get_balance(user) == 20
+    assert store.get_idempotency_record(new.idempotency_key) is None
+
+
+def test_insufficient_credits_writes_nothing(backend: Backend) -> None:
+    store = backend.store
+    user = backend.new_user(7)
+    new = new_job(user, cost=8)
+
+    with pytest.raises(RefusedError) as err:
+        store.create_job(new)
+
+    assert err.value.code == "insufficient_credits"
+    assert store.get_balance(user) == 7
+    assert store.get_idempotency_record(new.idempotency_key) is None
+    assert store.list_jobs(user) == []
+    assert ledger_kinds(backend, user) == [(LedgerKind.GRANT, 7)]
+
+    # The refusal was not stored: once the user has credits the same key goes through.
+    store.grant_credits(user, 1, "top-up", "alice")
+    result = store.create_job(new)
+    assert (result.replayed, result.balance) == (False, 0)
+
+
+def test_a_balance_of_exactly_the_cost_is_enough(backend: Backend) -> None:
+    user = backend.new_user(8)
+    assert backend.store.create_job(new_job(user, cost=8)).balance == 0
+
+
+# --- record_submission -------------------------------------------------------------------
+
+
+def test_record_submission_stores_the_first_request_only(backend: Backend) -> None:
+    store = backend.store
+    user = backend.new_user(20)
+    job = store.create_job(new_job(user)).job
+
+    recorded = store.record_submission(job.job_id, "fal-ai/veo3.1", submission("req-1", 2))
+
+    assert recorded.provider_request_id == "req-1"
+    assert recorded.status_url == submission("req-1").status_url
+    assert recorded.response_url == submission("req-1").response_url
+    assert recorded.cancel_url == submission("req-1").cancel_url
+    assert recorded.queue_position == 2
+    assert recorded.endpoint_id == "fal-ai/veo3.1"
+    assert recorded.status is JobStatus.PENDING
+    assert store.get_job(job.job_id) == recorded
+
+    # A second submission (e.g. a retry after a lost answer) changes nothing: the caller
+    # compares request ids.
+    again = store.record_submission(job.job_id, "fal-ai/veo3.1", submission("req-2", 0))
+    assert again == recorded
+
+
+def test_record_submission_leaves_a_failed_job_alone(backend: Backend) -> None:
+    store = backend.store
+    user = backend.new_user(20)
+    job = store.create_job(new_job(user)).job
+    failed = store.fail_job(job.job_id, "never submitted")
+
+    assert store.record_submission(job.job_id, "fal-ai/veo3.1", submission()) == failed
+
+
+def test_record_submission_of_an_unknown_job(backend: Backend) -> None:
+    with pytest.raises(NotFoundError) as err:
+        backend.store.record_submission(str(uuid.uuid4()), "fal-ai/veo3.1", submission())
+    assert err.value.code == "job_not_found"
+
+
+# --- apply_status ------------------------------------------------------------------------
+
+
+def test_apply_status_moves_a_live_job(backend: Backend) -> None:
+    store = backend.store
+    user = backend.new_user(20)
+    job_id = store.create_job(new_job(user)).job.job_id
+    store.record_submission(job_id, "fal-ai/veo3.1", submission("req-1", 5))
+
+    queued = store.apply_status(job_id, JobStatus.PENDING, queue_position=3)
+    assert (queued.status, queued.queue_position) == (JobStatus.PENDING, 3)
+
+    running = store.apply_status(job_id, JobStatus.PROCESSING)
+    assert (running.status, running.queue_position) == (JobStatus.PROCESSING, None)
+
+    # fal may move a job back to the queue: not an error.
+    requeued = store.apply_status(job_id, JobStatus.PENDING, queue_position=0)
+    assert (requeued.status, requeued.queue_position) == (JobStatus.PENDING, 0)
+
+    done = store.apply_status(
+        job_id,
+        JobStatus.COMPLETED,
+        video_url="https://v3.fal.media/files/out.mp4",
+        thumbnail_url="https://v3.fal.media/files/out.jpg",
+    )
+    assert done.status is JobStatus.COMPLETED
+    assert done.video_url == "https://v3.fal.media/files/out.mp4"
+    assert done.thumbnail_url == "https://v3.fal.media/files/out.jpg"
+    assert done.queue_position is None
+    assert done.provider_request_id == "req-1"
+    assert store.get_job(job_id) == done
+
+
+def test_terminal_states_are_sticky(backend: Backend) -> None:
+    store = backend.store
+    user = backend.new_user(20)
+    job_id = store.create_job(new_job(user)).job.job_id
+    done = store.apply_status(job_id, JobStatus.COMPLETED, video_url="https://x/v.mp4")
+
+    assert store.apply_status(job_id, JobStatus.PROCESSING) == done
+    assert store.apply_status(job_id, JobStatus.PENDING, queue_position=1) == done
+    assert store.apply_status(job_id, JobStatus.COMPLETED, video_url="https://x/other.mp4") == done
+    assert store.fail_job(job_id, "too late") == done  # no refund for a completed job
+    assert store.get_balance(user) == 12
+    assert ledger_kinds(backend, user) == [(LedgerKind.CHARGE, -8), (LedgerKind.GRANT, 20)]
+
+
+def test_apply_status_refuses_failed_and_unknown_jobs(backend: Backend) -> None:
+    store = backend.store
+    user = backend.new_user(20)
+    job_id = store.create_job(new_job(user)).job.job_id
+
+    with pytest.raises(ValueError):  # failing refunds: that is fail_job's job
+        store.apply_status(job_id, JobStatus.FAILED)
+    assert store.get_job(job_id).status is JobStatus.PENDING  # type: ignore[union-attr]
+
+    with pytest.raises(NotFoundError) as err:
+        store.apply_status(str(uuid.uuid4()), JobStatus.PROCESSING)
+    assert err.value.code == "job_not_found"
+
+
+# --- fail_job ----------------------------------------------------------------------------
+
+
+def test_fail_job_refunds_exactly_once(backend: Backend) -> None:
+    store = backend.store
+    user = backend.new_user(20)
+    job_id = store.create_job(new_job(user, cost=8)).job.job_id
+    store.apply_status(job_id, JobStatus.PROCESSING)
+
+    failed = store.fail_job(job_id, "content policy violation")
+
+    assert failed.status is JobStatus.FAILED
+    assert failed.error == "content policy violation"
+    assert failed.refunded_credits == failed.credits_used == 8
+    assert failed.queue_position is None
+    assert store.get_balance(user) == 20
+    refund = store.list_ledger(user)[0]
+    assert (refund.kind, refund.delta, refund.job_id, refund.reason, refund.operator) == (
+        LedgerKind.REFUND,
+        8,
+        job_id,
+        "job failed: content policy violation",
+        SYSTEM_OPERATOR,
+    )
+
+    # Again (a retry, a second watcher): nothing moves, the first failure stays.
+    assert store.fail_job(job_id, "another error") == failed
+    assert store.apply_status(job_id, JobStatus.COMPLETED, video_url="https://x/v.mp4") == failed
+    assert store.get_balance(user) == 20
+    assert ledger_kinds(backend, user) == [
+        (LedgerKind.REFUND, 8),
+        (LedgerKind.CHARGE, -8),
+        (LedgerKind.GRANT, 20),
+    ]
+
+
+def test_fail_job_of_an_unknown_job(backend: Backend) -> None:
+    with pytest.raises(NotFoundError) as err:
+        backend.store.fail_job(str(uuid.uuid4()), "boom")
+    assert err.value.code == "job_not_found"
+
+
+# --- refund_job --------------------------------------------------------------------------
+
+
+def _completed_job(backend: Backend, user: str, cost: int = 8) -> str:
+    job_id: str = backend.store.create_job(new_job(user, cost=cost)).job.job_id
+    backend.store.apply_status(job_id, JobStatus.COMPLETED, video_url="https://x/v.mp4")
+    return job_id
+
+
+def test_refund_of_an_unknown_job(backend: Backend) -> None:
+    with pytest.raises(NotFoundError) as err:
+        backend.store.refund_job(str(uuid.uuid4()), None, "customer asked", "alice")
+    assert err.value.code == "job_not_found"
+
+
+@pytest.mark.parametrize("status", [JobStatus.PENDING, JobStatus.PROCESSING])
+def test_a_live_job_is_not_refundable(backend: Backend, status: JobStatus) -> None:
+    store = backend.store
+    user = backend.new_user(20)
+    job_id = store.create_job(new_job(user)).job.job_id
+    store.apply_status(job_id, status)
+
+    with pytest.raises(RefusedError) as err:
+        store.refund_job(job_id, None, "customer asked", "alice")
+
+    assert err.value.code == "job_not_refundable"
+    assert store.get_balance(user) == 12
+
+
+def test_refund_larger_than_the_credits_used_is_refused(backend: Backend) -> None:
+    store = backend.store
+    user = backend.new_user(20)
+    job_id = _completed_job(backend, user, cost=8)
+
+    with pytest.raises(RefusedError) as err:
+        store.refund_job(job_id, 9, "customer asked", "alice")
+    assert err.value.code == "refund_exceeds_credits"
+    with pytest.raises(UsageError):
+        store.refund_job(job_id, 0, "customer asked", "alice")
+    assert store.get_balance(user) == 12
+    assert store.get_job(job_id).refunded_credits == 0  # type: ignore[union-attr]
+
+
+def test_partial_refund_then_no_second_refund(backend: Backend) -> None:
+    store = backend.store
+    user = backend.new_user(20)
+    job_id = _completed_job(backend, user, cost=8)
+
+    outcome = store.refund_job(job_id, 3, "blurry video", "alice")
+
+    assert isinstance(outcome, RefundOutcome)
+    assert (outcome.refunded_now, outcome.refunded_credits, outcome.balance) == (True, 3, 15)
+    assert (outcome.reason, outcome.operator) == ("blurry video", "alice")
+    assert outcome.job.refunded_credits == 3
+    assert outcome.job.status is JobStatus.COMPLETED
+    assert store.get_balance(user) == 15
+    refund = store.list_ledger(user)[0]
+    assert (refund.kind, refund.delta, refund.job_id, refund.reason, refund.operator) == (
+        LedgerKind.REFUND,
+        3,
+        job_id,
+        "blurry video",
+        "alice",
+    )
+
+    # At most one refund per job: a second call (or a retry) moves nothing and reports
+    # the refund that happened.
+    again = store.refund_job(job_id, 5, "asked again", "bob")
+    assert (again.refunded_now, again.refunded_credits, again.balance) == (False, 3, 15)
+    assert (again.reason, again.operator) == ("blurry video", "alice")
+    assert again.job == outcome.job
+    assert store.get_balance(user) == 15
+
+
+def test_full_refund_by_default(backend: Backend) -> None:
+    store = backend.store
+    user = backend.new_user(20)
+    job_id = _completed_job(backend, user, cost=8)
+
+    outcome = store.refund_job(job_id, None, "wrong prompt", "alice")
+
+    assert (outcome.refunded_now, outcome.refunded_credits, outcome.balance) == (True, 8, 20)
+
+
+def test_a_failed_job_was_already_refunded(backend: Backend) -> None:
+    store = backend.store
+    user = backend.new_user(20)
+    job_id = store.create_job(new_job(user, cost=8)).job.job_id
+    store.fail_job(job_id, "provider rejected")
+
+    outcome = store.refund_job(job_id, None, "customer asked", "alice")
+
+    assert (outcome.refunded_now, outcome.refunded_credits, outcome.balance) == (False, 8, 20)
+    assert (outcome.reason, outcome.operator) == ("job failed: provider rejected", SYSTEM_OPERATOR)
+    assert outcome.job.status is JobStatus.FAILED
+
+
+# --- lists -------------------------------------------------------------------------------
+
+
+def test_list_jobs_newest_first_per_user(backend: Backend) -> None:
+    store = backend.store
+    alice, bob = backend.new_user(100), backend.new_user(100)
+    a1 = store.create_job(new_job(alice, prompt="one")).job.job_id
+    b1 = store.create_job(new_job(bob, prompt="two")).job.job_id
+    a2 = store.create_job(new_job(alice, prompt="three")).job.job_id
+
+    assert [j.job_id for j in store.list_jobs(alice)] == [a2, a1]
+    assert [j.job_id for j in store.list_jobs(alice, limit=1)] == [a2]
+    assert [j.job_id for j in store.list_jobs(bob)] == [b1]
+    everyone = [j.job_id for j in store.list_jobs(None, limit=100)]
+    assert everyone[:3] == [a2, b1, a1]
+
+
+# --- the same behaviour everywhere -------------------------------------------------------
+
+U1 = "0a000000-0000-4000-8000-000000000001"
+U2 = "0a000000-0000-4000-8000-000000000002"
+GHOST = "0a000000-0000-4000-8000-0000000000ff"
+
+
+def transcript(store: Any) -> list[Any]:
+    """A scripted session; every answer normalised (ids numbered, timestamps dropped)."""
+    ids: dict[str, str] = {}
+    out: list[Any] = []
+
+    def jid(value: str | None) -> str | None:
+        if value is None:
+            return None
+        return ids.setdefault(value, f"job#{len(ids) + 1}")
+
+    def norm(value: Any) -> Any:
+        if isinstance(value, Job):
+            data = value.to_json()
+            data.update(
+                job_id=jid(value.job_id),
+                endpoint_id=value.endpoint_id,
+                idempotency_key=value.idempotency_key,
+                image_url=value.image_url,
+                status_url=value.status_url,
+                response_url=value.response_url,
+                cancel_url=value.cancel_url,
+            )
+            del data["created_at"], data["updated_at"]
+            return data
+        if isinstance(value, CreateJobResult):
+            return {"job": norm(value.job), "replayed": value.replayed, "balance": value.balance}
+        if isinstance(value, RefundOutcome):
+            return {
+                "job": norm(value.job),
+                "refunded_now": value.refunded_now,
+                "refunded_credits": value.refunded_credits,
+                "balance": value.balance,
+                "reason": value.reason,
+                "operator": value.operator,
+            }
+        if isinstance(value, LedgerEntry):
+            return (value.user_id, jid(value.job_id), value.delta, value.kind.value, value.reason,
+                    value.operator)  # fmt: skip
+        if isinstance(value, IdempotencyRecord):
+            return (value.key, value.user_id, value.fingerprint, jid(value.job_id), value.request)
+        if isinstance(value, list):
+            return [norm(v) for v in value]
+        if isinstance(value, Model | int | str | None):
+            return value
+        if isinstance(value, datetime):
+            raise AssertionError("timestamps are not compared")
+        raise AssertionError(f"unexpected answer {value!r}")
+
+    def step(label: str, call: Callable[[], Any]) -> Any:
+        try:
+            value = call()
+        except VideogenError as exc:
+            out.append((label, type(exc).__name__, exc.code))
+            return None
+        except ValueError:
+            out.append((label, "ValueError"))
+            return None
+        out.append((label, norm(value)))
+        return value
+
+    s = store
+    step("grant u1", lambda: s.grant_credits(U1, 30, "welcome", "alice"))
+    step("grant u2", lambda: s.grant_credits(U2, 5, "welcome", "alice"))
+    step("grant zero", lambda: s.grant_credits(U1, 0, "nothing", "alice"))
+    step("balances", lambda: [s.get_balance(U1), s.get_balance(U2), s.get_balance(GHOST)])
+    a = new_job(U1, key="key-a", cost=8)
+    ja = step("create a", lambda: s.create_job(a))
+    a_id = ja.job.job_id
+    step("replay a", lambda: s.create_job(a))
+    step("reuse a", lambda: s.create_job(new_job(U1, key="key-a", cost=8, prompt="x")))
+    step("reuse a by u2", lambda: s.create_job(new_job(U2, key="key-a", cost=8)))
+    step("ghost user", lambda: s.create_job(new_job(GHOST, key="key-g")))
+    step("no model", lambda: s.create_job(new_job(U1, key="key-m", model="nope")))
+    step("too poor", lambda: s.create_job(new_job(U2, key="key-p", cost=8)))
+    step("submit a", lambda: s.record_submission(a_id, "fal-ai/veo3.1", submission("r1", 2)))
+    step("submit a again", lambda: s.record_submission(a_id, "fal-ai/veo3.1", submission("r2")))
+    step("queue a", lambda: s.apply_status(a_id, JobStatus.PENDING, queue_position=1))
+    step("run a", lambda: s.apply_status(a_id, JobStatus.PROCESSING))
+    step("requeue a", lambda: s.apply_status(a_id, JobStatus.PENDING, queue_position=0))
+    step("refund live a", lambda: s.refund_job(a_id, None, "early", "alice"))
+    step("finish a", lambda: s.apply_status(a_id, JobStatus.COMPLETED, video_url="https://v"))
+    step("run a late", lambda: s.apply_status(a_id, JobStatus.PROCESSING))
+    step("fail a late", lambda: s.fail_job(a_id, "late"))
+    step("refund a 100", lambda: s.refund_job(a_id, 100, "too much", "alice"))
+    step("refund a 3", lambda: s.refund_job(a_id, 3, "blurry", "alice"))
+    step("refund a again", lambda: s.refund_job(a_id, None, "again", "bob"))
+    b = step("create b", lambda: s.create_job(new_job(U1, key="key-b", cost=4)))
+    b_id = b.job.job_id
+    step("fail b", lambda: s.fail_job(b_id, "provider rejected"))
+    step("fail b again", lambda: s.fail_job(b_id, "again"))
+    step("submit b", lambda: s.record_submission(b_id, "fal-ai/veo3.1", submission("r3")))
+    step("finish b", lambda: s.apply_status(b_id, JobStatus.COMPLETED, video_url="https://v"))
+    step("refund b", lambda: s.refund_job(b_id, None, "asked", "alice"))
+    c = step("create c", lambda: s.create_job(new_job(U1, key="key-c", cost=12)))
+    c_id = c.job.job_id
+    step("finish c", lambda: s.apply_status(c_id, JobStatus.COMPLETED, video_url="https://c"))
+    step("refund c", lambda: s.refund_job(c_id, None, "wrong prompt", "carol"))
+    step("get a", lambda: s.get_job(a_id))
+    step("get bad", lambda: s.get_job("not-a-uuid"))
+    step("get unknown", lambda: s.get_job(GHOST))
+    step("jobs u1", lambda: s.list_jobs(U1))
+    step("jobs u1 1", lambda: s.list_jobs(U1, limit=1))
+    step("jobs u2", lambda: s.list_jobs(U2))
+    step("ledger u1", lambda: s.list_ledger(U1))
+    step("ledger u1 2", lambda: s.list_ledger(U1, limit=2))
+    step("ledger ghost", lambda: s.list_ledger(GHOST))
+    step("key a", lambda: s.get_idempotency_record("key-a"))
+    step("key p", lambda: s.get_idempotency_record("key-p"))
+    step("model", lambda: s.get_model("veo3.1"))
+    step("model by id", lambda: s.get_model(SEED_MODELS[0].id))
+    step("no model", lambda: s.get_model("nope"))
+    step("models", lambda: s.list_models())
+    step("status unknown", lambda: s.apply_status(GHOST, JobStatus.PROCESSING))
+    step("fail unknown", lambda: s.fail_job(GHOST, "x"))
+    step("submit unknown", lambda: s.record_submission(GHOST, "e", submission()))
+    step("refund unknown", lambda: s.refund_job(GHOST, None, "x", "y"))
+    step("apply failed", lambda: s.apply_status(c_id, JobStatus.FAILED))
+    step("final balances", lambda: [s.get_balance(U1), s.get_balance(U2)])
+    return out
+
+
+@pytest.mark.postgres
+def test_every_store_gives_the_same_answers(
+    backend_factory: Callable[[str], Backend],
+) -> None:
+    transcripts = {
+        kind: transcript(backend_factory(kind).store) for kind in ("sqlite", "postgres", "supabase")
+    }
+    reference = transcripts["sqlite"]
+    assert len(reference) > 50
+    for kind in ("postgres", "supabase"):
+        for expected, got in zip(reference, transcripts[kind], strict=True):
+            assert got == expected, f"{kind} differs from sqlite at step {expected[0]!r}"
