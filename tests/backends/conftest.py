@@ -55,9 +55,7 @@ def pg_admin_dsn() -> Iterator[str]:
     except pgcluster.ClusterUnavailable as exc:
         if os.environ.get("CI"):
             pytest.fail(f"PostgreSQL is required under CI: {exc}", pytrace=False)
-        pytest.skip(
-            f"no PostgreSQL server: {exc}. Run `make postgres`, or set VIDEOGEN_TEST_DATABASE_URL"
-        )
+        pytest.skip(f"no PostgreSQL server: {exc} (or set VIDEOGEN_TEST_DATABASE_URL)")
     try:
         yield cluster.dsn()
     finally:
