@@ -150,7 +150,7 @@ def test_applying_twice_is_harmless(pg_empty_dsn: str) -> None:
         "select count(*) from pg_proc p join pg_namespace n on n.oid = p.pronamespace "
         "where n.nspname = 'public' and p.proname like 'videogen%%'",
     )
-    assert functions == len(API_FUNCTIONS) + 5  # the API and five internal helpers
+    assert functions == len(API_FUNCTIONS)
     policies = one(pg_empty_dsn, "select count(*) from pg_policies where schemaname = 'public'")
     assert policies == 4
     store.close()
@@ -195,19 +195,26 @@ def test_only_service_role_may_execute_the_functions(pg_dsn: str) -> None:
                    p.prosecdef,
                    p.proconfig
               from pg_proc p join pg_namespace n on n.oid = p.pronamespace
-             where n.nspname = 'public' and p.proname like 'videogen%%'
+             where (n.nspname = 'public' and p.proname like 'videogen%%')
+                or n.nspname = 'videogen_private'
             """
+        ).fetchall()
+        private_usage = conn.execute(
+            "select r, has_schema_privilege(r, 'videogen_private', 'usage') "
+            "from unnest(array['anon', 'authenticated', 'service_role']) r"
         ).fetchall()
     seen = set()
     for name, anon, authenticated, service, public, definer, config in rows:
         seen.add(name)
         assert not anon and not authenticated and not public, name
         assert config == ['search_path=""'], name
-        if name in API_FUNCTIONS:
+        if name.startswith("videogen_"):
             assert service and definer, name
         else:  # internal helpers: nobody but the owner
-            assert name.startswith("videogen__") and not service, name
-    assert seen >= API_FUNCTIONS
+            assert not service, name
+    assert {n for n in seen if n.startswith("videogen_")} == API_FUNCTIONS
+    assert seen - API_FUNCTIONS == {"as_uuid", "ts", "job_json", "model_json", "ledger_json"}
+    assert private_usage == [("anon", False), ("authenticated", False), ("service_role", False)]
 
 
 @pytest.mark.parametrize("role", ["anon", "authenticated"])
@@ -308,7 +315,8 @@ def test_supabase_default_privileges_are_taken_back(pg_empty_dsn: str) -> None:
             select 'function ' || p.proname || ' to ' || r.rolname
               from pg_proc p join pg_namespace n on n.oid = p.pronamespace
              cross join (values ('anon'), ('authenticated')) r(rolname)
-             where n.nspname = 'public' and p.proname like 'videogen%%'
+             where ((n.nspname = 'public' and p.proname like 'videogen%%')
+                    or n.nspname = 'videogen_private')
                and has_function_privilege(r.rolname, p.oid, 'execute')
             union all
             select 'table ' || c.relname || ' ' || priv || ' to ' || r.rolname

@@ -203,12 +203,16 @@ on conflict (id) do update set
   updated_at = now();
 
 -- ---------------------------------------------------------------------------------------
--- Internal helpers (videogen__*): not part of the API, executable by nobody but the owner.
+-- Internal helpers, in a schema of their own: PostgREST exposes only `public`, where a
+-- function taking a table row would even appear as a computed column of that table.
+-- Nobody but the owner (who also owns the API functions) may use them.
 -- ---------------------------------------------------------------------------------------
+create schema if not exists videogen_private;
+revoke all on schema videogen_private from public, anon, authenticated, service_role;
 
 -- A text id as uuid, or NULL when it is not a canonical UUID (so callers decide between
 -- "not found" and PT400 instead of failing with a cast error).
-create or replace function public.videogen__uuid(p_value text)
+create or replace function videogen_private.as_uuid(p_value text)
 returns uuid
 language sql immutable
 set search_path = ''
@@ -220,7 +224,7 @@ as $$
 $$;
 
 -- One timestamp format in every answer, whatever the session's TimeZone: UTC with 'Z'.
-create or replace function public.videogen__ts(p_value timestamptz)
+create or replace function videogen_private.ts(p_value timestamptz)
 returns text
 language sql immutable
 set search_path = ''
@@ -228,7 +232,7 @@ as $$
   select pg_catalog.to_char(p_value at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
 $$;
 
-create or replace function public.videogen__job_json(j public.video_jobs)
+create or replace function videogen_private.job_json(j public.video_jobs)
 returns jsonb
 language sql stable
 set search_path = ''
@@ -254,13 +258,13 @@ as $$
     'thumbnail_url', j.thumbnail_url,
     'error', j.error,
     'idempotency_key', j.idempotency_key,
-    'created_at', public.videogen__ts(j.created_at),
-    'updated_at', public.videogen__ts(j.updated_at),
-    'submitted_at', public.videogen__ts(j.submitted_at)
+    'created_at', videogen_private.ts(j.created_at),
+    'updated_at', videogen_private.ts(j.updated_at),
+    'submitted_at', videogen_private.ts(j.submitted_at)
   )
 $$;
 
-create or replace function public.videogen__model_json(m public.models)
+create or replace function videogen_private.model_json(m public.models)
 returns jsonb
 language sql stable
 set search_path = ''
@@ -277,7 +281,7 @@ as $$
   )
 $$;
 
-create or replace function public.videogen__ledger_json(l public.credit_ledger)
+create or replace function videogen_private.ledger_json(l public.credit_ledger)
 returns jsonb
 language sql stable
 set search_path = ''
@@ -290,7 +294,7 @@ as $$
     'kind', l.kind,
     'reason', l.reason,
     'operator', l.operator,
-    'created_at', public.videogen__ts(l.created_at)
+    'created_at', videogen_private.ts(l.created_at)
   )
 $$;
 
@@ -304,9 +308,9 @@ returns jsonb
 language sql stable security definer
 set search_path = ''
 as $$
-  select public.videogen__model_json(m)
+  select videogen_private.model_json(m)
     from public.models m
-   where m.slug = p_slug_or_id or m.id = public.videogen__uuid(p_slug_or_id)
+   where m.slug = p_slug_or_id or m.id = videogen_private.as_uuid(p_slug_or_id)
    order by (m.slug = p_slug_or_id) desc
    limit 1
 $$;
@@ -318,7 +322,7 @@ language sql stable security definer
 set search_path = ''
 as $$
   select coalesce(
-    pg_catalog.jsonb_agg(public.videogen__model_json(m) order by m.slug), '[]'::jsonb)
+    pg_catalog.jsonb_agg(videogen_private.model_json(m) order by m.slug), '[]'::jsonb)
     from public.models m
 $$;
 
@@ -330,7 +334,7 @@ set search_path = ''
 as $$
   select pg_catalog.to_jsonb(c.balance)
     from public.user_credits c
-   where c.user_id = public.videogen__uuid(p_user_id)
+   where c.user_id = videogen_private.as_uuid(p_user_id)
 $$;
 
 -- The job, or null; a malformed id is simply not found.
@@ -339,9 +343,9 @@ returns jsonb
 language sql stable security definer
 set search_path = ''
 as $$
-  select public.videogen__job_json(j)
+  select videogen_private.job_json(j)
     from public.video_jobs j
-   where j.job_id = public.videogen__uuid(p_job_id)
+   where j.job_id = videogen_private.as_uuid(p_job_id)
 $$;
 
 -- Newest first; p_user_id null or '' lists every user's jobs.
@@ -354,7 +358,7 @@ language plpgsql stable security definer
 set search_path = ''
 as $$
 declare
-  v_user uuid := public.videogen__uuid(p_user_id);
+  v_user uuid := videogen_private.as_uuid(p_user_id);
 begin
   if p_limit is null or p_limit < 0 then
     raise sqlstate 'PT400' using message = 'invalid_input',
@@ -365,7 +369,7 @@ begin
   end if;
   return (
     select coalesce(
-      pg_catalog.jsonb_agg(public.videogen__job_json(s.job)
+      pg_catalog.jsonb_agg(videogen_private.job_json(s.job)
                            order by (s.job).created_at desc, (s.job).job_id desc),
       '[]'::jsonb)
       from (
@@ -391,7 +395,7 @@ as $$
     'fingerprint', k.fingerprint,
     'job_id', k.job_id,
     'request', k.request,
-    'created_at', public.videogen__ts(k.created_at)
+    'created_at', videogen_private.ts(k.created_at)
   )
     from public.idempotency_keys k
    where k.key = p_key
@@ -410,11 +414,11 @@ begin
   end if;
   return (
     select coalesce(
-      pg_catalog.jsonb_agg(public.videogen__ledger_json(s.entry) order by (s.entry).id desc),
+      pg_catalog.jsonb_agg(videogen_private.ledger_json(s.entry) order by (s.entry).id desc),
       '[]'::jsonb)
       from (
         select l as entry from public.credit_ledger l
-         where l.user_id = public.videogen__uuid(p_user_id)
+         where l.user_id = videogen_private.as_uuid(p_user_id)
          order by l.id desc
          limit p_limit
       ) s
@@ -441,7 +445,7 @@ language plpgsql volatile security definer
 set search_path = ''
 as $$
 declare
-  v_user uuid := public.videogen__uuid(p_user_id);
+  v_user uuid := videogen_private.as_uuid(p_user_id);
   v_balance bigint;
   v_ledger_id bigint;
 begin
@@ -495,7 +499,7 @@ language plpgsql volatile security definer
 set search_path = ''
 as $$
 declare
-  v_user uuid := public.videogen__uuid(p_user_id);
+  v_user uuid := videogen_private.as_uuid(p_user_id);
   v_job_id uuid := pg_catalog.gen_random_uuid();
   v_claimed text;
   v_record public.idempotency_keys;
@@ -546,7 +550,7 @@ begin
       select c.balance into v_balance from public.user_credits c
        where c.user_id = v_record.user_id;
       return pg_catalog.jsonb_build_object(
-        'job', public.videogen__job_json(v_job), 'replayed', true, 'balance', v_balance);
+        'job', videogen_private.job_json(v_job), 'replayed', true, 'balance', v_balance);
     end if;
     -- The key vanished between the two statements (deleted by a cleanup): claim again.
   end loop;
@@ -557,7 +561,7 @@ begin
 
   -- 2. The model (the core checked that it is active and the settings allowed).
   select * into v_model from public.models m
-   where m.slug = p_model or m.id = public.videogen__uuid(p_model)
+   where m.slug = p_model or m.id = videogen_private.as_uuid(p_model)
    order by (m.slug = p_model) desc
    limit 1;
   if not found then
@@ -599,7 +603,7 @@ begin
   values (v_user, v_job_id, -p_cost, 'charge', 'generate', 'videogen');
 
   return pg_catalog.jsonb_build_object(
-    'job', public.videogen__job_json(v_job), 'replayed', false, 'balance', v_balance);
+    'job', videogen_private.job_json(v_job), 'replayed', false, 'balance', v_balance);
 end
 $$;
 
@@ -619,7 +623,7 @@ language plpgsql volatile security definer
 set search_path = ''
 as $$
 declare
-  v_id uuid := public.videogen__uuid(p_job_id);
+  v_id uuid := videogen_private.as_uuid(p_job_id);
   v_job public.video_jobs;
 begin
   if coalesce(p_request_id, '') = '' then
@@ -652,7 +656,7 @@ begin
         hint = 'check the job id';
     end if;
   end if;
-  return public.videogen__job_json(v_job);
+  return videogen_private.job_json(v_job);
 end
 $$;
 
@@ -672,7 +676,7 @@ language plpgsql volatile security definer
 set search_path = ''
 as $$
 declare
-  v_id uuid := public.videogen__uuid(p_job_id);
+  v_id uuid := videogen_private.as_uuid(p_job_id);
   v_job public.video_jobs;
   v_queue integer;
 begin
@@ -692,7 +696,7 @@ begin
       detail = pg_catalog.format('job %s not found', p_job_id), hint = 'check the job id';
   end if;
   if v_job.status in ('completed', 'failed') then
-    return public.videogen__job_json(v_job);
+    return videogen_private.job_json(v_job);
   end if;
 
   v_queue := case when p_status = 'pending' then p_queue_position end;
@@ -708,7 +712,7 @@ begin
      where j.job_id = v_id
     returning * into v_job;
   end if;
-  return public.videogen__job_json(v_job);
+  return videogen_private.job_json(v_job);
 end
 $$;
 
@@ -721,7 +725,7 @@ language plpgsql volatile security definer
 set search_path = ''
 as $$
 declare
-  v_id uuid := public.videogen__uuid(p_job_id);
+  v_id uuid := videogen_private.as_uuid(p_job_id);
   v_job public.video_jobs;
   v_error text := coalesce(p_error, 'unknown error');
   v_owed bigint;
@@ -733,7 +737,7 @@ begin
       detail = pg_catalog.format('job %s not found', p_job_id), hint = 'check the job id';
   end if;
   if v_job.status in ('completed', 'failed') then
-    return public.videogen__job_json(v_job);
+    return videogen_private.job_json(v_job);
   end if;
 
   v_owed := v_job.credits_used - v_job.refunded_credits;
@@ -759,7 +763,7 @@ begin
          updated_at = pg_catalog.now()
    where j.job_id = v_id
   returning * into v_job;
-  return public.videogen__job_json(v_job);
+  return videogen_private.job_json(v_job);
 end
 $$;
 
@@ -779,7 +783,7 @@ language plpgsql volatile security definer
 set search_path = ''
 as $$
 declare
-  v_id uuid := public.videogen__uuid(p_job_id);
+  v_id uuid := videogen_private.as_uuid(p_job_id);
   v_job public.video_jobs;
   v_previous public.credit_ledger;
   v_amount bigint;
@@ -803,7 +807,7 @@ begin
   if found then
     select c.balance into v_balance from public.user_credits c where c.user_id = v_job.user_id;
     return pg_catalog.jsonb_build_object(
-      'job', public.videogen__job_json(v_job),
+      'job', videogen_private.job_json(v_job),
       'refunded_now', false,
       'refunded_credits', v_job.refunded_credits,
       'balance', v_balance,
@@ -847,7 +851,7 @@ begin
   returning * into v_job;
 
   return pg_catalog.jsonb_build_object(
-    'job', public.videogen__job_json(v_job),
+    'job', videogen_private.job_json(v_job),
     'refunded_now', true,
     'refunded_credits', v_amount,
     'balance', v_balance,
@@ -868,17 +872,18 @@ declare
   f record;
 begin
   for f in
-    select p.oid::regprocedure as signature, p.proname
+    select p.oid::regprocedure as signature, n.nspname
       from pg_catalog.pg_proc p
       join pg_catalog.pg_namespace n on n.oid = p.pronamespace
-     where n.nspname = 'public' and p.proname like 'videogen\_%'
+     where (n.nspname = 'public' and p.proname like 'videogen\_%')
+        or n.nspname = 'videogen_private'
   loop
     execute pg_catalog.format(
       'revoke all on function %s from public, anon, authenticated', f.signature);
-    if f.proname like 'videogen\_\_%' then
-      execute pg_catalog.format('revoke all on function %s from service_role', f.signature);
-    else
+    if f.nspname = 'public' then
       execute pg_catalog.format('grant execute on function %s to service_role', f.signature);
+    else
+      execute pg_catalog.format('revoke all on function %s from service_role', f.signature);
     end if;
   end loop;
 end
