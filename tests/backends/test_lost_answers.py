@@ -82,26 +82,31 @@ def ledger(dsn: str, user_id: str) -> list[tuple[str, int]]:
 
 
 @pytest.fixture
-def impatient_supabase(pg_dsn: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[SupabaseStore]:
-    monkeypatch.setattr(supabase_store, "TIMEOUT", httpx.Timeout(0.5, connect=2.0))
+def supabase_pair(
+    pg_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[SupabaseStore, SupabaseStore]]:
+    """(patient, impatient): the impatient one gives up after 0.5 s, only where meant to."""
     with PostgrestStub(pg_dsn, service_key=SERVICE_KEY, anon_key=ANON_KEY) as stub:
-        store = SupabaseStore(stub.url, SERVICE_KEY)
-        yield store
-        store.close()
+        patient = SupabaseStore(stub.url, SERVICE_KEY)
+        monkeypatch.setattr(supabase_store, "TIMEOUT", httpx.Timeout(0.5, connect=5.0))
+        impatient = SupabaseStore(stub.url, SERVICE_KEY)
+        yield patient, impatient
+        patient.close()
+        impatient.close()
     assert pgcluster.postgres_invariant_problems(pg_dsn) == []
 
 
 def test_supabase_create_job_timeout_then_retry_charges_once(
-    pg_dsn: str, impatient_supabase: SupabaseStore
+    pg_dsn: str, supabase_pair: tuple[SupabaseStore, SupabaseStore]
 ) -> None:
-    store = impatient_supabase
+    store, impatient = supabase_pair
     user = str(uuid.uuid4())
     store.grant_credits(user, 20, "setup", "pytest")
     request = new_job(user)
     lock = RowLock(pg_dsn, "user_credits", "user_id", user)
     try:
         with pytest.raises(BackendError) as lost:
-            store.create_job(request)  # the debit waits on the lock; the client gives up
+            impatient.create_job(request)  # the debit waits on the lock; the client gives up
         assert lost.value.code == "backend_unavailable"
         assert "unknown" in (lost.value.hint or "")
     finally:
@@ -115,9 +120,9 @@ def test_supabase_create_job_timeout_then_retry_charges_once(
 
 
 def test_supabase_refund_timeout_then_retry_refunds_once(
-    pg_dsn: str, impatient_supabase: SupabaseStore
+    pg_dsn: str, supabase_pair: tuple[SupabaseStore, SupabaseStore]
 ) -> None:
-    store = impatient_supabase
+    store, impatient = supabase_pair
     user = str(uuid.uuid4())
     store.grant_credits(user, 20, "setup", "pytest")
     job_id = store.create_job(new_job(user)).job.job_id
@@ -125,7 +130,7 @@ def test_supabase_refund_timeout_then_retry_refunds_once(
     lock = RowLock(pg_dsn, "video_jobs", "job_id", job_id)
     try:
         with pytest.raises(BackendError):
-            store.refund_job(job_id, None, "customer asked", "alice")
+            impatient.refund_job(job_id, None, "customer asked", "alice")
     finally:
         lock.release()
 
