@@ -161,14 +161,16 @@ def test_models_are_seeded_from_the_catalog(pg_dsn: str) -> None:
     assert store.list_models() == sorted(SEED_MODELS, key=lambda m: m.slug)
     store.close()
     with psycopg.connect(pg_dsn) as conn:
-        rows = dict(conn.execute("select slug, allowed_settings from public.models").fetchall())
+        rows: dict[str, Any] = dict(
+            conn.execute("select slug, allowed_settings from public.models").fetchall()
+        )
     assert rows == {m.slug: settings_to_json(m.settings) for m in SEED_MODELS}
 
 
 def test_roles_and_auth_uid_exist_on_plain_postgres(pg_dsn: str, as_role_pooled: Any) -> None:
     as_role = as_role_pooled
     with psycopg.connect(pg_dsn) as conn:
-        roles = dict(
+        roles: dict[str, bool] = dict(
             conn.execute(
                 "select rolname, rolbypassrls from pg_roles "
                 "where rolname in ('anon', 'authenticated', 'service_role')"

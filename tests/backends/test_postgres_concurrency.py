@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from typing import Any
 
 import psycopg
 import pytest
@@ -21,8 +21,6 @@ from videogen_cli.errors import RefusedError, VideogenError
 from videogen_cli.storage.postgres import PostgresStore
 
 pytestmark = pytest.mark.postgres
-
-T = TypeVar("T")
 
 
 def new_job(user_id: str, *, key: str, cost: int) -> NewJob:
@@ -39,7 +37,7 @@ def new_job(user_id: str, *, key: str, cost: int) -> NewJob:
     )
 
 
-def run_together(dsn: str, calls: list[Callable[[PostgresStore], T]]) -> list[T | VideogenError]:
+def run_together(dsn: str, calls: list[Callable[[PostgresStore], Any]]) -> list[Any]:
     """Run each call in its own thread and connection, released at once by a barrier."""
     stores = [PostgresStore(dsn) for _ in calls]
     for store in stores:
@@ -92,11 +90,12 @@ def test_twenty_concurrent_creates_with_one_key_charge_once(
     store.grant_credits(user, 100, "setup", "pytest")
     request = new_job(user, key=f"key-{uuid.uuid4()}", cost=8)
 
-    results = run_together(pg_dsn, [lambda s: s.create_job(request)] * 20)
+    calls: list[Callable[[PostgresStore], Any]] = [lambda s: s.create_job(request)] * 20
+    results = run_together(pg_dsn, calls)
 
     assert not [r for r in results if isinstance(r, VideogenError)], results
-    assert len({r.job.job_id for r in results}) == 1  # type: ignore[union-attr]
-    assert sorted(r.replayed for r in results) == [False] + [True] * 19  # type: ignore[union-attr]
+    assert len({r.job.job_id for r in results}) == 1
+    assert sorted(r.replayed for r in results) == [False] + [True] * 19
     assert store.get_balance(user) == 92
     assert ledger(pg_dsn, user) == [("grant", 100), ("charge", -8)]
     assert len(store.list_jobs(user)) == 1
@@ -109,7 +108,11 @@ def test_concurrent_creates_beyond_the_balance_never_overdraw(
     store.grant_credits(user, 10, "setup", "pytest")
     requests = [new_job(user, key=f"key-{i}-{uuid.uuid4()}", cost=3) for i in range(20)]
 
-    results = run_together(pg_dsn, [lambda s, r=r: s.create_job(r) for r in requests])
+    calls: list[Callable[[PostgresStore], Any]] = [
+        lambda s, r=r: s.create_job(r)  # type: ignore[misc]
+        for r in requests
+    ]
+    results = run_together(pg_dsn, calls)
 
     succeeded = [r for r in results if not isinstance(r, VideogenError)]
     refused = [r for r in results if isinstance(r, VideogenError)]
@@ -120,8 +123,7 @@ def test_concurrent_creates_beyond_the_balance_never_overdraw(
     # The refused calls left nothing behind: no job, no key.
     assert len(store.list_jobs(user)) == 3
     refused_keys = {r.idempotency_key for r in requests} - {
-        r.job.idempotency_key
-        for r in succeeded  # type: ignore[union-attr]
+        r.job.idempotency_key for r in succeeded
     }
     assert all(store.get_idempotency_record(k) is None for k in refused_keys)
 
@@ -136,9 +138,11 @@ def test_refunds_racing_a_failure_refund_once(pg_dsn: str, store: PostgresStore)
         calls: list[Callable[[PostgresStore], Any]] = []
         for i in range(10):
             if i % 2:
-                calls.append(lambda s, jid=jid: s.fail_job(jid, "provider error"))
+                calls.append(lambda s, jid=jid: s.fail_job(jid, "provider error"))  # type: ignore[misc]
             else:
-                calls.append(lambda s, jid=jid: s.refund_job(jid, None, "support", "alice"))
+                calls.append(
+                    lambda s, jid=jid: s.refund_job(jid, None, "support", "alice")  # type: ignore[misc]
+                )
 
         results = run_together(pg_dsn, calls)
 
@@ -165,13 +169,15 @@ def test_concurrent_refunds_of_a_finished_job_refund_once(
     job_id = store.create_job(new_job(user, key=f"key-{uuid.uuid4()}", cost=8)).job.job_id
     store.apply_status(job_id, JobStatus.COMPLETED, video_url="https://x/v.mp4")
 
-    results = run_together(
-        pg_dsn, [lambda s, i=i: s.refund_job(job_id, 5, f"ticket {i}", "alice") for i in range(12)]
-    )
+    calls: list[Callable[[PostgresStore], Any]] = [
+        lambda s, i=i: s.refund_job(job_id, 5, f"ticket {i}", "alice")  # type: ignore[misc]
+        for i in range(12)
+    ]
+    results = run_together(pg_dsn, calls)
 
     assert not [r for r in results if isinstance(r, VideogenError)], results
-    assert sorted(r.refunded_now for r in results) == [False] * 11 + [True]  # type: ignore[union-attr]
-    assert {r.refunded_credits for r in results} == {5}  # type: ignore[union-attr]
+    assert sorted(r.refunded_now for r in results) == [False] * 11 + [True]
+    assert {r.refunded_credits for r in results} == {5}
     assert store.get_balance(user) == 97
     assert ledger(pg_dsn, user) == [("grant", 100), ("charge", -8), ("refund", 5)]
 
@@ -186,7 +192,9 @@ def test_concurrent_grants_and_debits_keep_the_ledger_equal_to_the_balance(
         if i % 2:
             calls.append(lambda s: s.grant_credits(user, 2, "top-up", "bob"))
         else:
-            calls.append(lambda s, i=i: s.create_job(new_job(user, key=f"g-{i}-{user}", cost=3)))
+            calls.append(
+                lambda s, i=i: s.create_job(new_job(user, key=f"g-{i}-{user}", cost=3))  # type: ignore[misc]
+            )
 
     results = run_together(pg_dsn, calls)
 
