@@ -6,7 +6,8 @@
 --
 -- Apply with `videogen db migrate` (one transaction), or save `videogen db sql` as
 -- supabase/migrations/<timestamp>_videogen.sql. It applies to a fresh plain Postgres
--- (>= 13) as well as to a Supabase project, and applying it again is harmless.
+-- (13+ for the built-in gen_random_uuid; tested on 15) as well as to a Supabase project,
+-- and applying it again is harmless.
 --
 -- Conventions of every public.videogen_<method> function:
 --   * named p_... arguments (PostgREST passes JSON keys by name), ids as text so that a
