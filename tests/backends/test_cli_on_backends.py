@@ -161,7 +161,8 @@ def test_failed_job_is_refunded_once_and_refund_moves_credits_once(env: Env) -> 
 def test_many_processes_with_one_key_charge_once(env: Env) -> None:
     user = new_user(env, 100)
     cmd = [sys.executable, "-m", "videogen_cli", "generate", "--prompt", "a boat",
-           "--duration", "4s", "--user", user, "--idempotency-key", "order-many", "--json"]  # fmt: skip
+           "--duration", "4s", "--user", user, "--idempotency-key", "order-many",
+           "--json"]  # fmt: skip
     process_env = {**os.environ, **env.env}
     procs = [
         subprocess.Popen(cmd, env=process_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
