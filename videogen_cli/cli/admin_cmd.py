@@ -126,5 +126,4 @@ def config(json_mode: JsonOpt = False) -> None:
         if json_mode:
             out.json(described)
         else:
-            for name, value in described.items():
-                out.result(f"{name + ':':<27}{'-' if value is None else value}")
+            out.fields(described)

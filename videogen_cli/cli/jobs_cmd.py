@@ -141,8 +141,7 @@ def _print_generate(s: Session, outcome: GenerateOutcome) -> None:
         return
     if outcome.replayed:
         s.out.info("replayed: this key was used before; nothing was charged or submitted")
-    for name, value in data.items():
-        s.out.result(f"{name + ':':<17}{_human(value)}")
+    s.out.fields(data)
 
 
 def _exit_after_result(s: Session, exc: VideogenError) -> NoReturn:
@@ -154,12 +153,6 @@ def _exit_after_result(s: Session, exc: VideogenError) -> NoReturn:
     if not s.out.json_mode:
         s.out.error(exc)
     raise typer.Exit(exc.exit_code)
-
-
-def _human(value: object) -> str:
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    return "-" if value is None else str(value)
 
 
 def status(
@@ -191,8 +184,7 @@ def _print_job(s: Session, job: Job) -> None:
     if s.out.json_mode:
         s.out.json(job.to_json())
         return
-    for name, value in job.to_json().items():
-        s.out.result(f"{name + ':':<21}{_human(value)}")
+    s.out.fields(job.to_json())
 
 
 def watch_cmd(

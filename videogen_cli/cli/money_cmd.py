@@ -88,8 +88,7 @@ def _print_refund(s: Session, report: RefundReport) -> None:
         s.out.info("dry run: nothing was changed")
     elif not report.refunded_now:
         s.out.info("already refunded: nothing moved this time")
-    for name, value in report.to_json().items():
-        s.out.result(f"{name + ':':<18}{value}")
+    s.out.fields(report.to_json())
 
 
 def replay_key(
@@ -118,16 +117,14 @@ def replay_key(
             if s.out.json_mode:
                 s.out.json(record)
             else:
-                for name, value in record.items():
-                    s.out.result(f"{name + ':':<17}{value}")
+                s.out.fields(record)
             return
         verdict = replay_key(s.service, key)
         data = verdict.to_json()
         if s.out.json_mode:
             s.out.json(data)
         else:
-            for name, value in data.items():
-                s.out.result(f"{name + ':':<16}{value}")
+            s.out.fields(data)
         if not verdict.idempotent:
             error = NotIdempotentError(
                 f"key {verdict.key} is not idempotent: expected job {verdict.original_job_id} "

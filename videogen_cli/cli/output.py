@@ -40,6 +40,16 @@ class Output:
         sys.stdout.write(text + "\n")
         sys.stdout.flush()
 
+    def fields(self, data: dict[str, Any]) -> None:
+        """A record as aligned `name: value` lines on stdout (None as `-`, bools as yes/no)."""
+        width = max(len(name) for name in data) + 2
+        for name, value in data.items():
+            if isinstance(value, bool):
+                shown = "yes" if value else "no"
+            else:
+                shown = "-" if value is None else str(value)
+            self.result(f"{name + ':':<{width}}{shown}")
+
     def info(self, text: str) -> None:
         """Progress or a notice on stderr (human mode only: JSON mode keeps stderr quiet)."""
         if not self.json_mode:

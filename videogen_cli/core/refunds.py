@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 from videogen_cli.core.jobs import JobService
 from videogen_cli.domain import Job, JsonDict
-from videogen_cli.errors import RefusedError, UsageError
+from videogen_cli.errors import UsageError
+from videogen_cli.rules import refund_amount
 
 MAX_REASON_CHARS = 500
 
@@ -68,20 +69,7 @@ def plan_refund(service: JobService, job_id: str, credits: int | None) -> Refund
     balance = service.store.get_balance(job.user_id) or 0
     if job.refunded_credits > 0:
         return RefundPlan(job, job.refunded_credits, True, balance)
-    if not job.status.terminal:
-        raise RefusedError(
-            f"job {job.job_id} is still {job.status.value}; only finished jobs are refunded",
-            code="job_not_refundable",
-            hint=f"wait for it: videogen watch {job.job_id}",
-        )
-    amount = job.credits_used if credits is None else credits
-    if amount > job.credits_used:
-        raise RefusedError(
-            f"cannot refund {amount} credits: the job used {job.credits_used}",
-            code="refund_exceeds_credits",
-            hint=f"use --credits {job.credits_used} or less",
-        )
-    return RefundPlan(job, amount, False, balance)
+    return RefundPlan(job, refund_amount(job, credits), False, balance)
 
 
 def refund(

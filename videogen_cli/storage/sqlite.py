@@ -39,6 +39,7 @@ from videogen_cli.domain import (
 )
 from videogen_cli.errors import BackendError, NotFoundError, RefusedError, UsageError
 from videogen_cli.ports import SYSTEM_OPERATOR
+from videogen_cli.rules import refund_amount
 
 SCHEMA_VERSION = 1
 
@@ -429,19 +430,7 @@ class SqliteStore:
                     already["reason"],
                     already["operator"],
                 )
-            if not job.status.terminal:
-                raise RefusedError(
-                    f"job {job_id} is still {job.status.value}; only finished jobs are refunded",
-                    code="job_not_refundable",
-                    hint=f"wait for it: videogen watch {job_id}",
-                )
-            amount = job.credits_used if credits is None else credits
-            if amount > job.credits_used:
-                raise RefusedError(
-                    f"cannot refund {amount} credits: the job used {job.credits_used}",
-                    code="refund_exceeds_credits",
-                    hint=f"use --credits {job.credits_used} or less",
-                )
+            amount = refund_amount(job, credits)
             now = _now()
             db.execute(
                 "update video_jobs set refunded_credits = ?, updated_at = ? where job_id = ?",
