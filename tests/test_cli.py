@@ -308,3 +308,22 @@ def test_a_malformed_fal_key_fails_before_any_charge(monkeypatch: pytest.MonkeyP
     assert "bad key" not in json.dumps(out)
     monkeypatch.delenv("FAL_KEY")
     assert balance() == 100
+
+
+def test_grant_adds_credits_on_record(isolated_env: Path) -> None:
+    user = "2c6f0b1e-0000-4000-a000-0000000000aa"
+    args = ("grant", "--user", user, "--credits", "30", "--reason", "beta tester")
+    refused = run_json(*args, code=2)
+    assert refused["error"]["code"] == "confirmation_required"
+    out = run_json(*args, "--operator", "alice", "--yes")
+    assert out == {
+        "user_id": user, "granted": 30, "balance": 30, "reason": "beta tester",
+        "operator": "alice", "environment": SANDBOX,
+    }  # fmt: skip
+    assert run_json("credits", "--user", user)["ledger"][0]["kind"] == "grant"
+    for bad in (["--credits", "0"], ["--credits", "2000000"], ["--user", "nope"]):
+        bad_args = [*args, "--yes", *bad]
+        assert run_json(*bad_args, code=2)["error"]["code"] == "invalid_input"
+    assert db_rows(isolated_env, "select count(*) from credit_ledger where user_id = ?", user) == [
+        (1,)
+    ]

@@ -77,13 +77,14 @@ def env(request: pytest.FixtureRequest, pg_dsn: str, isolated_env: Any) -> Itera
 
 
 def new_user(env: Env, credits: int) -> str:
+    """Fund a new user the way an operator does: `videogen grant`."""
     user = str(uuid.uuid4())
-    env.sql(
-        "select public.videogen_grant_credits(p_user_id => %s, p_credits => %s,"
-        " p_reason => 'test', p_operator => 'pytest')",
-        user,
-        credits,
-    )
+    out = env.run("grant", "--user", user, "--credits", str(credits), "--reason", "test setup",
+                  "--operator", "pytest", "--yes")  # fmt: skip
+    assert (out["granted"], out["balance"]) == (credits, credits)
+    assert env.sql(
+        "select kind, delta, reason, operator from public.credit_ledger where user_id = %s", user
+    ) == [("grant", credits, "test setup", "pytest")]
     return user
 
 

@@ -63,6 +63,7 @@ app.command("replay-key")(money_cmd.replay_key)
 app.command("models")(admin_cmd.models)
 app.command("jobs")(admin_cmd.jobs)
 app.command("credits")(admin_cmd.credits)
+app.command("grant")(money_cmd.grant)
 app.command("config")(admin_cmd.config)
 
 db_app = typer.Typer(

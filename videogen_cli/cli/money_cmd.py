@@ -53,7 +53,13 @@ def refund(
             _print_refund(s, dry_run_report(plan, reason, who))
             return
         if not plan.already_refunded and not yes:
-            _confirm(s, plan.job.job_id, plan.job.user_id, plan.credits, reason, who)
+            _confirm(
+                s,
+                f"Refund {plan.credits} credits to user {plan.job.user_id} "
+                f"for job {plan.job.job_id}",
+                reason,
+                who,
+            )
         _print_refund(s, do_refund(s.service, plan.job.job_id, credits, reason, who))
 
 
@@ -64,20 +70,56 @@ def _login_name() -> str:
         return ""
 
 
-def _confirm(s: Session, job_id: str, user_id: str, credits: int, reason: str, who: str) -> None:
+def _confirm(s: Session, action: str, reason: str, who: str) -> None:
+    """Ask on a terminal; refuse (exit 2) where nobody can answer. Declining exits 0."""
     if not sys.stdin.isatty():
         raise UsageError(
-            "refund moves credits and needs confirmation, but there is no terminal to ask",
+            "this moves credits and needs confirmation, but there is no terminal to ask",
             code="confirmation_required",
-            hint="pass --yes (or --dry-run to preview)",
+            hint="pass --yes (or --dry-run to preview a refund)",
         )
     s.out.info(
-        f"Refund {credits} credits to user {user_id} for job {job_id}\n"
-        f"  backend: {s.service.store.backend_name}; operator: {who}; reason: {reason}"
+        f"{action}\n  backend: {s.service.store.backend_name}; operator: {who}; reason: {reason}"
     )
     if not typer.confirm("Proceed?", default=False, err=True):
-        s.out.info("not refunded; nothing changed")
+        s.out.info("declined; nothing changed")
         raise typer.Exit(0)
+
+
+def grant(
+    user: Annotated[str, typer.Option("--user", help="The user's UUID (created when new).")],
+    credits: Annotated[int, typer.Option("--credits", help="How many credits to add.")],
+    reason: Annotated[str, typer.Option("--reason", help="Why (kept in the ledger).")],
+    operator: Annotated[
+        str | None,
+        typer.Option("--operator", help="Who grants [env VIDEOGEN_OPERATOR; default: login]."),
+    ] = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    json_mode: JsonOpt = False,
+) -> None:
+    """Add credits to a user's account, creating it when new; on record in the ledger.
+
+    Each call is a new grant: after a timeout, check `videogen credits --user …` before
+    running it again. Without a terminal, `--yes` is required (exit 2 otherwise).
+
+    Example:
+
+      $ videogen grant --user 2c6f… --credits 50 --reason "beta tester" --operator alice --yes
+    """
+    from videogen_cli.core.credits import check_grant_input
+    from videogen_cli.core.credits import grant as do_grant
+
+    with open_session(json_mode) as s:
+        user_id, reason, who = check_grant_input(
+            user, credits, reason, operator or s.settings.operator or _login_name()
+        )
+        if not yes:
+            _confirm(s, f"Grant {credits} credits to user {user_id}", reason, who)
+        report = do_grant(s.service, user_id, credits, reason, who)
+        if s.out.json_mode:
+            s.out.json(report.to_json())
+        else:
+            s.out.fields(report.to_json())
 
 
 def _print_refund(s: Session, report: RefundReport) -> None:

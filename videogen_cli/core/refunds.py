@@ -49,11 +49,11 @@ class RefundReport:
 def check_refund_input(reason: str, operator: str, credits: int | None) -> tuple[str, str]:
     reason, operator = reason.strip(), operator.strip()
     if not reason:
-        raise UsageError("a refund needs a reason", hint='pass --reason "why the credits go back"')
+        raise UsageError("a reason is required", hint='pass --reason "why the credits move"')
     if len(reason) > MAX_REASON_CHARS:
         raise UsageError(f"the reason is longer than {MAX_REASON_CHARS} characters")
     if not operator:
-        raise UsageError("a refund needs an operator", hint="pass --operator or VIDEOGEN_OPERATOR")
+        raise UsageError("an operator is required", hint="pass --operator or VIDEOGEN_OPERATOR")
     if credits is not None and credits < 1:
         raise UsageError("--credits must be at least 1")
     return reason, operator
