@@ -264,7 +264,7 @@ def test_requeue_from_processing_is_not_an_error(
 ) -> None:
     service, _ = svc
     job = service.generate(prepared(service, prompt="sim:requeue"), "key-0009").job
-    statuses = []
+    statuses: list[str] = []
     for _ in range(30):
         current = service.refresh(job.job_id).job
         if not statuses or statuses[-1] != current.status.value:

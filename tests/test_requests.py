@@ -24,7 +24,9 @@ def store(tmp_path: Path) -> SqliteStore:
 
 
 def prep(store: SqliteStore, model: str = "veo3.1", **kw: object) -> PreparedRequest:
-    settings = {k: kw.pop(k) for k in ("duration", "resolution", "aspect_ratio") if k in kw}
+    settings: dict[str, object] = {
+        k: kw.pop(k) for k in ("duration", "resolution", "aspect_ratio") if k in kw
+    }
     return prepare_request(
         store,
         user_id=str(kw.pop("user_id", DEMO_USER_ID)),
@@ -98,7 +100,9 @@ def test_unknown_model_is_not_found(store: SqliteStore) -> None:
 
 
 def test_fingerprint_is_stable_and_covers_the_user() -> None:
-    base = {"user_id": "a", "model": "m", "prompt": "p", "image_url": None, "settings": {}}
+    base: dict[str, object] = {
+        "user_id": "a", "model": "m", "prompt": "p", "image_url": None, "settings": {},
+    }  # fmt: skip
     assert fingerprint(base) == fingerprint(dict(reversed(list(base.items()))))
     assert fingerprint(base) != fingerprint({**base, "user_id": "b"})
 
