@@ -327,3 +327,11 @@ def test_grant_adds_credits_on_record(isolated_env: Path) -> None:
     assert db_rows(isolated_env, "select count(*) from credit_ledger where user_id = ?", user) == [
         (1,)
     ]
+
+
+def test_parser_errors_are_one_line_with_a_hint(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["refund", "00000000-0000-4000-a000-000000000001"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert err == "error: Missing option '--reason'.\nhint: see: videogen refund --help\n"

@@ -126,11 +126,16 @@ def main(argv: list[str] | None = None) -> None:
     try:
         code = app(args=args, prog_name="videogen", standalone_mode=False)
     except ClickException as exc:
+        if not exc.format_message():
+            sys.exit(exc.exit_code)  # no command given: the help was just printed
+        ctx = getattr(exc, "ctx", None)
+        where = ctx.command_path if ctx is not None else "videogen"
+        hint = f"see: {where} --help"
         if "--json" in args:
-            error = {"code": "invalid_input", "message": exc.format_message(), "hint": None}
+            error = {"code": "invalid_input", "message": exc.format_message(), "hint": hint}
             sys.stdout.write(json.dumps({"error": error}) + "\n")
         else:
-            exc.show()
+            sys.stderr.write(f"error: {exc.format_message()}\nhint: {hint}\n")
         sys.exit(exc.exit_code)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
