@@ -401,3 +401,30 @@ def test_replay_key_verdict_is_idempotent(svc: tuple[JobService, CountingProvide
         "verdict": "idempotent",
     }
     assert provider.submits == 1
+
+
+def test_a_submit_that_outlives_the_grace_period_is_cancelled_at_fal(
+    db: Path, clock: FakeClock
+) -> None:
+    """Another process failed and refunded the job while our submit hung: the fal job
+    that the late answer names must be cancelled, and the refund stays the only one."""
+    other, _ = make_service(db, clock)
+
+    class StallingProvider(CountingProvider):
+        def submit(self, endpoint_id: str, arguments: dict[str, object]) -> Submission:
+            clock.advance(601)  # the POST hangs past the grace period…
+            (stalled,) = other.store.list_jobs()
+            other.refresh(stalled.job_id)  # …and a `status` elsewhere refunds the job
+            return super().submit(endpoint_id, arguments)
+
+    provider = StallingProvider(build_simulator(db, clock=clock.now, sleep=clock.sleep))
+    service = JobService(SqliteStore(db), lambda: provider, clock=clock)
+    outcome = service.generate(prepared(service), "key-0015")
+    assert (outcome.job.status, outcome.job.error) == (JobStatus.FAILED, NEVER_SUBMITTED)
+    assert outcome.job.provider_request_id is None
+    assert len(provider.cancels) == 1 and provider.submits == 1
+    assert outcome.balance == 100
+    assert [r[0] for r in ledger(db, outcome.job.job_id)] == ["charge", "refund"]
+    service.close()
+    other.close()
+    assert_invariant(db)

@@ -70,3 +70,26 @@ def test_help_imports_no_http_or_database_client() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_ctrl_c_during_watch_exits_130_and_says_how_to_resume(isolated_env: Path) -> None:
+    import signal
+    import time
+
+    env = dict(os.environ)
+    gen = videogen("generate", "--prompt", "sim:slow boat", "--duration", "4s", "--json", env=env)
+    stdout, stderr = gen.communicate(timeout=60)
+    assert gen.returncode == 0, stderr
+    job_id = json.loads(stdout)["job_id"]
+    watcher = videogen("watch", job_id, "--interval", "0.05", env=env)
+    assert watcher.stderr is not None
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # wait until the watch loop is running
+        line = watcher.stderr.readline()
+        if job_id in line:
+            break
+    watcher.send_signal(signal.SIGINT)
+    _, rest = watcher.communicate(timeout=30)
+    assert watcher.returncode == 130
+    assert f"hint: resume with: videogen watch {job_id}" in rest
+    assert "Traceback" not in rest
