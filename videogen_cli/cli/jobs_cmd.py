@@ -107,7 +107,15 @@ def generate(
         )
         key = idempotency_key if idempotency_key is not None else str(uuid.uuid4())
         s.out.info(f"submitting to {prepared.model.endpoint_id} ({prepared.cost} credits)…")
-        outcome = s.service.generate(prepared, key)
+        try:
+            outcome = s.service.generate(prepared, key)
+        except KeyboardInterrupt:
+            raise InterruptedError_(
+                "interrupted while creating the job",
+                hint=f"run the same command again with --idempotency-key {key}: it replays "
+                "a job that was created, or creates it once; a charged job that never "
+                "reached fal is refunded by `videogen status`",
+            ) from None
         _print_generate(s, outcome)
         if isinstance(outcome.submit_error, ProviderError):
             # fal could not be reached (exit 5). The generate object above already carries
