@@ -20,6 +20,7 @@ import httpx
 import pytest
 
 import videogen_cli
+from tests.support.fakes import Sleeps
 from videogen_cli.domain import ProviderHandle, ProviderResult, ProviderState, ProviderStatus
 from videogen_cli.errors import ProviderError, RefusedError, UsageError
 from videogen_cli.providers.fal import FalQueueProvider, app_base, describe_error, request_urls
@@ -55,14 +56,6 @@ def vcr_config() -> dict[str, object]:
         # Replay only: a request the cassette lacks must fail, never reach the network.
         config["record_mode"] = "none"
     return config
-
-
-class Sleeps:
-    def __init__(self) -> None:
-        self.calls: list[float] = []
-
-    def __call__(self, seconds: float) -> None:
-        self.calls.append(seconds)
 
 
 @pytest.fixture

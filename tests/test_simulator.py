@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support.fakes import Sleeps
 from videogen_cli.catalog import SEED_MODELS
 from videogen_cli.domain import (
     ProviderHandle,
@@ -53,14 +54,6 @@ class FakeClock:
 
     def at(self, seconds_after_t0: float) -> None:
         self.now = T0 + seconds_after_t0
-
-
-class Sleeps:
-    def __init__(self) -> None:
-        self.calls: list[float] = []
-
-    def __call__(self, seconds: float) -> None:
-        self.calls.append(seconds)
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
 
@@ -22,7 +22,6 @@ from videogen_cli.errors import (
     InterruptedError_,
     JobFailedError,
     ProviderError,
-    VideogenError,
     WaitTimeoutError,
 )
 
@@ -118,13 +117,11 @@ def generate(
             ) from None
         _print_generate(s, outcome)
         if isinstance(outcome.submit_error, ProviderError):
-            # fal could not be reached (exit 5). The generate object above already carries
-            # the failed, refunded job; in JSON mode a second object would break the
-            # one-object contract. A refusal by fal (4xx) is a failed job: exit 1 below.
-            _exit_after_result(s, outcome.submit_error)
+            # fal could not be reached (exit 5); the job is failed and refunded. A refusal
+            # by fal (4xx) is a failed job like any other: exit 1 below.
+            s.out.exit_after_result(outcome.submit_error)
         if outcome.job.status.value == "failed":
-            _exit_after_result(
-                s,
+            s.out.exit_after_result(
                 JobFailedError(
                     f"job {outcome.job.job_id} failed: {outcome.job.error}",
                     hint="its credits were refunded; fix the request and use a new key",
@@ -150,17 +147,6 @@ def _print_generate(s: Session, outcome: GenerateOutcome) -> None:
     if outcome.replayed:
         s.out.info("replayed: this key was used before; nothing was charged or submitted")
     s.out.fields(data)
-
-
-def _exit_after_result(s: Session, exc: VideogenError) -> NoReturn:
-    """Exit with the error's code once the result itself was printed.
-
-    Human mode adds the error line and hint on stderr; JSON mode adds nothing, since the
-    printed object (a failed job) already says what happened.
-    """
-    if not s.out.json_mode:
-        s.out.error(exc)
-    raise typer.Exit(exc.exit_code)
 
 
 def status(
@@ -245,8 +231,7 @@ def _finish_watch(s: Session, result: WatchResult, timeout: float, resume: str) 
             s.out.result(f"{job.job_id} {describe(job)}")
     if result.failed:
         ids = ", ".join(j.job_id for j in result.failed)
-        _exit_after_result(
-            s,
+        s.out.exit_after_result(
             JobFailedError(
                 f"job {ids} failed: {result.failed[0].error}",
                 hint="failed jobs are refunded automatically; see `videogen status <job>`",

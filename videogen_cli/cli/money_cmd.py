@@ -173,6 +173,4 @@ def replay_key(
                 f"replayed with an unchanged balance",
                 hint="a retried request would have charged or created again: check the store",
             )
-            if not s.out.json_mode:
-                s.out.error(error)
-            raise typer.Exit(error.exit_code)
+            s.out.exit_after_result(error)

@@ -86,8 +86,15 @@ class Output:
                 sys.stderr.write(f"hint: {exc.hint}\n")
             sys.stderr.flush()
 
-    def fail(self, exc: VideogenError) -> NoReturn:
-        self.error(exc)
+    def exit_after_result(self, exc: VideogenError) -> NoReturn:
+        """Exit with the error's code once the result itself was printed.
+
+        Human mode adds the error line and hint on stderr; JSON mode adds nothing, since
+        the printed object (a failed job, a `violated` verdict) already says what happened
+        and a second object would break the one-object contract.
+        """
+        if not self.json_mode:
+            self.error(exc)
         raise typer.Exit(exc.exit_code)
 
 
