@@ -41,11 +41,13 @@ class Output:
         sys.stdout.flush()
 
     def fields(self, data: dict[str, Any]) -> None:
-        """A record as aligned `name: value` lines on stdout (None as `-`, bools as yes/no)."""
+        """A record as aligned `name: value` lines on stdout (None `-`, bools yes/no, JSON)."""
         width = max(len(name) for name in data) + 2
         for name, value in data.items():
             if isinstance(value, bool):
                 shown = "yes" if value else "no"
+            elif isinstance(value, dict | list):
+                shown = json.dumps(value, ensure_ascii=False)
             else:
                 shown = "-" if value is None else str(value)
             self.result(f"{name + ':':<{width}}{shown}")
