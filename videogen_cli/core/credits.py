@@ -8,6 +8,7 @@ from videogen_cli.core.jobs import JobService
 from videogen_cli.core.refunds import check_refund_input
 from videogen_cli.core.requests import check_uuid
 from videogen_cli.domain import JsonDict
+from videogen_cli.errors import UsageError
 
 MAX_GRANT = 1_000_000  # a typo guard: nobody grants a million credits by hand
 
@@ -33,8 +34,6 @@ class GrantReport:
 def check_grant_input(
     user_id: str, credits: int, reason: str, operator: str
 ) -> tuple[str, str, str]:
-    from videogen_cli.errors import UsageError
-
     user_id = check_uuid(user_id, "user id")
     reason, operator = check_refund_input(reason, operator, credits)
     if credits > MAX_GRANT:

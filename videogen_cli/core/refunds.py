@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from videogen_cli.core.jobs import JobService
+from videogen_cli.core.requests import check_uuid
 from videogen_cli.domain import Job, JsonDict
 from videogen_cli.errors import UsageError
 from videogen_cli.rules import refund_amount
@@ -75,8 +76,8 @@ def plan_refund(service: JobService, job_id: str, credits: int | None) -> Refund
 def refund(
     service: JobService, job_id: str, credits: int | None, reason: str, operator: str
 ) -> RefundReport:
-    job = service.get_job(job_id)
-    outcome = service.store.refund_job(job.job_id, credits, reason, operator)
+    # No read first: the store checks existence and every rule inside its transaction.
+    outcome = service.store.refund_job(check_uuid(job_id, "job id"), credits, reason, operator)
     return RefundReport(
         job_id=outcome.job.job_id,
         refunded_credits=outcome.refunded_credits,
