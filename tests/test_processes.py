@@ -11,30 +11,16 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.processes import run_at_once, videogen
+
 pytestmark = pytest.mark.slow
-
-
-def videogen(*args: str, env: dict[str, str]) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "videogen_cli", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        stdin=subprocess.DEVNULL,
-        text=True,
-        env=env,
-    )
 
 
 def test_ten_processes_with_one_key_make_one_job_and_one_charge(isolated_env: Path) -> None:
     env = dict(os.environ)
     args = ("generate", "--prompt", "a boat", "--duration", "4s", "--idempotency-key",
             "same-key-for-all", "--json")  # fmt: skip
-    procs = [videogen(*args, env=env) for _ in range(10)]
-    outputs = []
-    for proc in procs:
-        stdout, stderr = proc.communicate(timeout=120)
-        assert proc.returncode == 0, stderr
-        outputs.append(json.loads(stdout))
+    outputs = run_at_once(args, env, 10)
     assert len({o["job_id"] for o in outputs}) == 1
     assert sorted(o["replayed"] for o in outputs) == [False] + [True] * 9
     assert {o["balance"] for o in outputs} == {84}

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -23,6 +21,7 @@ from typer.testing import CliRunner
 from tests.backends.conftest import ANON_KEY, SERVICE_KEY
 from tests.support import pgcluster
 from tests.support.postgrest_stub import PostgrestStub
+from tests.support.processes import run_at_once
 from videogen_cli.cli.main import app
 
 pytestmark = pytest.mark.postgres
@@ -161,20 +160,9 @@ def test_failed_job_is_refunded_once_and_refund_moves_credits_once(env: Env) -> 
 
 def test_many_processes_with_one_key_charge_once(env: Env) -> None:
     user = new_user(env, 100)
-    cmd = [sys.executable, "-m", "videogen_cli", "generate", "--prompt", "a boat",
-           "--duration", "4s", "--user", user, "--idempotency-key", "order-many",
-           "--json"]  # fmt: skip
-    process_env = {**os.environ, **env.env}
-    procs = [
-        subprocess.Popen(cmd, env=process_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         stdin=subprocess.DEVNULL, text=True)
-        for _ in range(10)
-    ]  # fmt: skip
-    outs = []
-    for proc in procs:
-        stdout, stderr = proc.communicate(timeout=120)
-        assert proc.returncode == 0, stderr
-        outs.append(json.loads(stdout))
+    args = ("generate", "--prompt", "a boat", "--duration", "4s", "--user", user,
+            "--idempotency-key", "order-many", "--json")  # fmt: skip
+    outs = run_at_once(args, {**os.environ, **env.env}, 10)
     assert len({o["job_id"] for o in outs}) == 1
     assert sorted(o["replayed"] for o in outs) == [False] + [True] * 9
     assert env.balance(user) == 84

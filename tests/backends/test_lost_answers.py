@@ -72,15 +72,6 @@ def wait_for_lock_waiter(dsn: str, function: str) -> int:
     raise AssertionError(f"nothing blocked in {function}")
 
 
-def ledger(dsn: str, user_id: str) -> list[tuple[str, int]]:
-    with psycopg.connect(dsn) as conn:
-        rows = conn.execute(
-            "select kind, delta from public.credit_ledger where user_id = %s order by id",
-            (user_id,),
-        ).fetchall()
-    return [(str(k), int(d)) for k, d in rows]
-
-
 @pytest.fixture
 def supabase_pair(
     pg_dsn: str, monkeypatch: pytest.MonkeyPatch
@@ -116,7 +107,7 @@ def test_supabase_create_job_timeout_then_retry_charges_once(
 
     assert retry.replayed is True
     assert retry.balance == 12
-    assert ledger(pg_dsn, user) == [("grant", 20), ("charge", -8)]
+    assert pgcluster.ledger(pg_dsn, user) == [("grant", 20), ("charge", -8)]
 
 
 def test_supabase_refund_timeout_then_retry_refunds_once(
@@ -137,7 +128,7 @@ def test_supabase_refund_timeout_then_retry_refunds_once(
     retry = store.refund_job(job_id, None, "customer asked", "alice")
 
     assert (retry.refunded_now, retry.refunded_credits, retry.balance) == (False, 8, 20)
-    assert ledger(pg_dsn, user) == [("grant", 20), ("charge", -8), ("refund", 8)]
+    assert pgcluster.ledger(pg_dsn, user) == [("grant", 20), ("charge", -8), ("refund", 8)]
 
 
 def test_postgres_connection_lost_mid_call_then_retry_charges_once(pg_dsn: str) -> None:
@@ -174,5 +165,5 @@ def test_postgres_connection_lost_mid_call_then_retry_charges_once(pg_dsn: str) 
 
     assert retry.replayed is False  # the lost call was rolled back with its connection
     assert retry.balance == 12
-    assert ledger(pg_dsn, user) == [("grant", 20), ("charge", -8)]
+    assert pgcluster.ledger(pg_dsn, user) == [("grant", 20), ("charge", -8)]
     assert pgcluster.postgres_invariant_problems(pg_dsn) == []

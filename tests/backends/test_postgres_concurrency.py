@@ -74,15 +74,6 @@ def store(pg_dsn: str) -> Iterator[PostgresStore]:
     assert pgcluster.postgres_invariant_problems(pg_dsn) == []
 
 
-def ledger(dsn: str, user_id: str) -> list[tuple[str, int]]:
-    with psycopg.connect(dsn) as conn:
-        rows = conn.execute(
-            "select kind, delta from public.credit_ledger where user_id = %s order by id",
-            (user_id,),
-        ).fetchall()
-    return [(str(k), int(d)) for k, d in rows]
-
-
 def test_twenty_concurrent_creates_with_one_key_charge_once(
     pg_dsn: str, store: PostgresStore
 ) -> None:
@@ -97,7 +88,7 @@ def test_twenty_concurrent_creates_with_one_key_charge_once(
     assert len({r.job.job_id for r in results}) == 1
     assert sorted(r.replayed for r in results) == [False] + [True] * 19
     assert store.get_balance(user) == 92
-    assert ledger(pg_dsn, user) == [("grant", 100), ("charge", -8)]
+    assert pgcluster.ledger(pg_dsn, user) == [("grant", 100), ("charge", -8)]
     assert len(store.list_jobs(user)) == 1
 
 
@@ -119,7 +110,7 @@ def test_concurrent_creates_beyond_the_balance_never_overdraw(
     assert len(succeeded) == 10 // 3
     assert all(isinstance(r, RefusedError) and r.code == "insufficient_credits" for r in refused)
     assert store.get_balance(user) == 10 - 3 * (10 // 3)
-    assert ledger(pg_dsn, user) == [("grant", 10)] + [("charge", -3)] * 3
+    assert pgcluster.ledger(pg_dsn, user) == [("grant", 10)] + [("charge", -3)] * 3
     # The refused calls left nothing behind: no job, no key.
     assert len(store.list_jobs(user)) == 3
     refused_keys = {r.idempotency_key for r in requests} - {
@@ -179,7 +170,7 @@ def test_concurrent_refunds_of_a_finished_job_refund_once(
     assert sorted(r.refunded_now for r in results) == [False] * 11 + [True]
     assert {r.refunded_credits for r in results} == {5}
     assert store.get_balance(user) == 97
-    assert ledger(pg_dsn, user) == [("grant", 100), ("charge", -8), ("refund", 5)]
+    assert pgcluster.ledger(pg_dsn, user) == [("grant", 100), ("charge", -8), ("refund", 5)]
 
 
 def test_concurrent_grants_and_debits_keep_the_ledger_equal_to_the_balance(

@@ -253,3 +253,13 @@ def sqlite_invariant_problems(path: Path) -> list[str]:
     finally:
         db.close()
     return problems
+
+
+def ledger(dsn: str, user_id: str) -> list[tuple[str, int]]:
+    """The user's ledger as (kind, delta), oldest first, read straight from the table."""
+    with psycopg.connect(dsn) as conn:
+        rows = conn.execute(
+            "select kind, delta from public.credit_ledger where user_id = %s order by id",
+            (user_id,),
+        ).fetchall()
+    return [(str(k), int(d)) for k, d in rows]
