@@ -79,6 +79,20 @@ class Job:
     video_url: str | None = None
     thumbnail_url: str | None = None
     error: str | None = None
+    # Which provider took the job (README "Each job stays with its provider"): None for
+    # jobs recorded before providers were recorded, and for jobs never submitted.
+    provider: str | None = None  # "fal" | "simulator"
+    provider_origin: str | None = None  # fal's queue base URL, or "sandbox:<sandbox id>"
+    # Consecutive "not found" answers from the job's own provider (reset by any other
+    # answer); the core fails the job only once this reaches its threshold.
+    not_found_count: int = 0
+    submitted_at: datetime | None = None
+
+    @property
+    def provider_identity(self) -> ProviderIdentity | None:
+        if self.provider is None or self.provider_origin is None:
+            return None
+        return ProviderIdentity(self.provider, self.provider_origin)
 
     def to_json(self) -> JsonDict:
         """The job object of design §5, exactly these keys."""
@@ -170,11 +184,53 @@ class CreateJobResult:
 @dataclass(frozen=True)
 class RefundOutcome:
     job: Job
-    refunded_now: bool  # False: the job had been refunded before; nothing moved
-    refunded_credits: int  # total refunded for this job after the call
-    balance: int
+    refunded_now: bool  # False: the job had been refunded before (or dry run); nothing moved
+    refunded_credits: int  # total refunded for this job after the call (dry run: would be)
+    balance: int  # after the call (dry run: what it would be)
     reason: str | None
     operator: str | None
+    dry_run: bool = False
+    balance_before: int | None = None  # the balance before the call (for confirmations)
+
+
+@dataclass(frozen=True)
+class GrantOutcome:
+    """The answer of `JobStore.grant_credits`."""
+
+    user_id: str
+    granted: int  # credits this grant is for (the stored grant's, on a replayed key)
+    granted_now: bool  # False: the idempotency key had granted before; nothing moved
+    balance: int  # after the call
+    reason: str | None
+    operator: str | None
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True)
+class StrandedSweep:
+    """The answer of `JobStore.sweep_stranded` (and of SQL videogen_sweep_stranded)."""
+
+    swept: int  # jobs failed and refunded by this call (dry run: that would be)
+    refunded_credits: int
+    job_ids: tuple[str, ...] = ()
+    dry_run: bool = False
+
+
+@dataclass(frozen=True)
+class ProviderIdentity:
+    """Who a job was submitted to: `fal` + queue base URL, or `simulator` + its sandbox.
+
+    Two identities are the same provider exactly when they are equal; only the job's own
+    provider may sync it (status, watch, reconcile, serve).
+    """
+
+    name: str  # "fal" | "simulator"
+    origin: str  # e.g. "https://queue.fal.run", or "sandbox:<uuid of the sandbox file>"
+
+    def describe(self) -> str:
+        if self.name == "simulator":
+            return f"the simulator of {self.origin}"
+        return f"{self.name} at {self.origin}"
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from typing import Protocol
 
 from videogen_cli.domain import (
     CreateJobResult,
+    GrantOutcome,
     IdempotencyRecord,
     Job,
     JobStatus,
@@ -29,14 +30,18 @@ from videogen_cli.domain import (
     Model,
     NewJob,
     ProviderHandle,
+    ProviderIdentity,
     ProviderResult,
     ProviderStatus,
     RefundOutcome,
+    StrandedSweep,
     Submission,
 )
 
 # Who an automatic movement is attributed to in the ledger.
 SYSTEM_OPERATOR = "videogen"
+# The error (and refund reason suffix) of a job charged but never handed to a provider.
+NEVER_SUBMITTED = "never submitted to the provider (the submitting process stopped); refunded"
 
 
 class JobStore(Protocol):
@@ -75,11 +80,22 @@ class JobStore(Protocol):
         ...
 
     # --- money-moving operations (one transaction / one SQL function each) ------------
-    def grant_credits(self, user_id: str, credits: int, reason: str, operator: str) -> int:
+    def grant_credits(
+        self,
+        user_id: str,
+        credits: int,
+        reason: str,
+        operator: str,
+        idempotency_key: str | None = None,
+    ) -> GrantOutcome:
         """Add ``credits`` (>= 1) to the user, creating the account when new.
 
-        Writes one ``grant`` ledger row (no job) with reason and operator; returns the
-        balance after the grant. Not idempotent by design: each call is a new grant.
+        Writes one ``grant`` ledger row (no job) with reason and operator. Without a key
+        each call is a new grant. With ``idempotency_key``: the first call grants and
+        records the key (``granted_now=True``); any later call with the same key moves
+        nothing and answers ``granted_now=False`` with the stored grant and the current
+        balance, whatever its other arguments (grant keys are their own namespace,
+        separate from generate's keys).
         """
         ...
 
@@ -102,12 +118,23 @@ class JobStore(Protocol):
         """
         ...
 
-    def record_submission(self, job_id: str, endpoint_id: str, submission: Submission) -> Job:
-        """Store fal's request id and URLs on a pending job that has none yet.
+    def record_submission(
+        self, job_id: str, endpoint_id: str, submission: Submission, provider: ProviderIdentity
+    ) -> Job:
+        """Store fal's request id and URLs, and who took the job, on a pending job that
+        has no request id yet.
 
         Returns the job after the call. If the job already has a request id, or is no
         longer pending (e.g. it was failed as never-submitted meanwhile), nothing is
         changed and the job is returned as it is; the caller compares request ids.
+        """
+        ...
+
+    def note_not_found(self, job_id: str) -> Job:
+        """Count one "not found" answer from the job's own provider (no money moves).
+
+        Increments ``not_found_count`` of a non-terminal job and returns the job; a
+        terminal job is returned unchanged. ``apply_status`` resets the count to 0.
         """
         ...
 
@@ -140,18 +167,49 @@ class JobStore(Protocol):
         ...
 
     def refund_job(
-        self, job_id: str, credits: int | None, reason: str, operator: str
+        self,
+        job_id: str,
+        credits: int | None,
+        reason: str,
+        operator: str,
+        *,
+        dry_run: bool = False,
     ) -> RefundOutcome:
         """Operator refund of a terminal job: at most one refund per job.
 
         - Unknown job: ``NotFoundError("job_not_found")``.
         - Job ``pending``/``processing``: ``RefusedError("job_not_refundable")``.
-        - Job already refunded (any refund ledger row, including the automatic one of a
-          failed job): nothing moves, ``refunded_now=False``.
+        - Job already refunded in full (any refund ledger row covering all it used,
+          including the automatic one of a failed job): nothing moves,
+          ``refunded_now=False`` (exit 0).
+        - Job already refunded in part: ``RefusedError("already_refunded")`` whose
+          message names the amount already refunded (exit 4), except a repeat of the
+          very same refund (same credits, reason and operator: a retry after a lost
+          answer), which answers like the full case (``refunded_now=False``).
         - ``credits`` None means all of ``credits_used``; ``credits`` > ``credits_used``:
           ``RefusedError("refund_exceeds_credits")``; ``credits`` < 1 is a ``UsageError``.
         - Otherwise one ``refund`` ledger row with reason and operator, balance raised,
           ``refunded_credits`` set, ``refunded_now=True``.
+        ``dry_run``: every check above, and the answer the call would give
+        (``dry_run=True``, ``refunded_now`` as it would be, ``balance`` as it would be
+        after), with nothing written. ``balance_before`` is always set.
+        """
+        ...
+
+    def list_unfinished_jobs(self, older_than_seconds: float, limit: int) -> list[Job]:
+        """Jobs not yet terminal, created at least ``older_than_seconds`` ago, oldest
+        first, at most ``limit`` (what `videogen reconcile` sweeps)."""
+        ...
+
+    def sweep_stranded(
+        self, grace_seconds: float, *, limit: int | None = None, dry_run: bool = False
+    ) -> StrandedSweep:
+        """Fail and refund, exactly once, every job charged but never submitted (pending,
+        no provider request id) created more than ``grace_seconds`` ago.
+
+        The SQL function is ``public.videogen_sweep_stranded(grace interval)``; it skips
+        rows locked by a concurrent caller (``FOR UPDATE SKIP LOCKED``), so any number of
+        sweepers at once move each credit once. Error text: ``NEVER_SUBMITTED`` below.
         """
         ...
 
@@ -170,6 +228,8 @@ class VideoProvider(Protocol):
     """
 
     name: str  # "fal" or "simulator"
+    # Who this provider is; stored on every job it takes (see ProviderIdentity).
+    identity: ProviderIdentity
     # Monotonic time after which no request may still be running: each HTTP timeout is
     # clipped to what is left (a watch deadline must not be overrun by one slow read).
     deadline: float | None
