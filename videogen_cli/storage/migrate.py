@@ -37,6 +37,7 @@ _MIGRATION_NAME = re.compile(r"^(\d{3})_([a-z0-9_]+)\.sql$")
 # Any session applying the schema takes this lock first (the value is arbitrary, fixed).
 LOCK_KEY = 7160330771
 MIGRATIONS_TABLE = "videogen_private.schema_migrations"
+_RULE = "-- " + "-" * 87
 
 _PRIVILEGE_HINT = (
     "connect as the database owner (on Supabase: the postgres user of the connection "
@@ -129,9 +130,9 @@ def _guarded(migration: Migration) -> str:
     tag = f"$videogen_{migration.name}$"
     if tag in migration.sql:
         raise AssertionError(f"{migration.name} contains its own quoting tag {tag}")
-    return f"""-- ---------------------------------------------------------------------------------------
+    return f"""{_RULE}
 -- Migration {migration.name} (runs once: skipped when recorded as applied)
--- ---------------------------------------------------------------------------------------
+{_RULE}
 do $videogen_migrate$
 begin
   if not exists (select 1 from {MIGRATIONS_TABLE} where version = {migration.version}) then
