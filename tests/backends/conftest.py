@@ -162,7 +162,7 @@ class Backend:
                 db.close()
         assert self.dsn is not None
         with psycopg.connect(self.dsn, autocommit=True) as conn:
-            cursor = conn.execute(query, params)  # type: ignore[arg-type]
+            cursor = conn.execute(query, params)
             return cursor.fetchall() if cursor.description else []
 
     def age_job(self, job_id: str, seconds: float) -> None:

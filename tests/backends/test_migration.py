@@ -43,21 +43,28 @@ API_FUNCTIONS = {
     "videogen_apply_status",
     "videogen_fail_job",
     "videogen_refund_job",
+    "videogen_note_not_found",
+    "videogen_list_unfinished_jobs",
+    "videogen_sweep_stranded",
 }
 # Every money function with arguments that would succeed for service_role.
 MONEY_CALLS = {
     "videogen_grant_credits": "p_user_id => %(user)s, p_credits => 5, p_reason => 'x', "
-    "p_operator => 'x'",
+    "p_operator => 'x', p_idempotency_key => 'g'",
     "videogen_create_job": "p_user_id => %(user)s, p_idempotency_key => 'k', "
     "p_fingerprint => 'f', p_model => 'veo3.1', p_prompt => 'p', p_image_url => null, "
     "p_settings => '{}', p_cost => 1, p_request => '{}'",
     "videogen_record_submission": "p_job_id => %(job)s, p_endpoint_id => 'e', "
     "p_request_id => 'r', p_status_url => null, p_response_url => null, "
-    "p_cancel_url => null, p_queue_position => null",
+    "p_cancel_url => null, p_queue_position => null, p_provider => 'fal', "
+    "p_provider_origin => 'https://queue.fal.run'",
     "videogen_apply_status": "p_job_id => %(job)s, p_status => 'processing'",
     "videogen_fail_job": "p_job_id => %(job)s, p_error => 'x'",
     "videogen_refund_job": "p_job_id => %(job)s, p_credits => null, p_reason => 'x', "
     "p_operator => 'x'",
+    "videogen_note_not_found": "p_job_id => %(job)s",
+    # As pg_cron runs it: no arguments.
+    "videogen_sweep_stranded": "",
 }
 
 
@@ -215,7 +222,14 @@ def test_only_service_role_may_execute_the_functions(pg_dsn: str) -> None:
         else:  # internal helpers: nobody but the owner
             assert not service, name
     assert {n for n in seen if n.startswith("videogen_")} == API_FUNCTIONS
-    assert seen - API_FUNCTIONS == {"as_uuid", "ts", "job_json", "model_json", "ledger_json"}
+    assert seen - API_FUNCTIONS == {
+        "as_uuid",
+        "ts",
+        "job_json",
+        "model_json",
+        "ledger_json",
+        "fail_locked_job",
+    }
     assert private_usage == [("anon", False), ("authenticated", False), ("service_role", False)]
 
 
