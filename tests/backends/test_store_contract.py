@@ -1000,7 +1000,7 @@ def test_list_unfinished_jobs_oldest_first(backend: Backend) -> None:
     assert ids(10_000) == []
     listed = store.list_unfinished_jobs(0, 10)
     assert listed[1] == store.get_job(running)
-    for bad in (-1.0, float("nan"), float("inf")):
+    for bad in (-1.0, float("nan"), float("inf"), 1e300):
         with pytest.raises(UsageError):
             store.list_unfinished_jobs(bad, 10)
 
@@ -1053,7 +1053,7 @@ def test_sweep_stranded_fails_and_refunds_never_submitted_jobs_once(backend: Bac
         backend.age_job(job_id, 1000 - i)
     assert store.sweep_stranded(600, limit=2).job_ids == tuple(more[:2])
     assert store.sweep_stranded(0).job_ids == (more[2], young)
-    for bad in (-1.0, float("nan"), float("inf")):
+    for bad in (-1.0, float("nan"), float("inf"), 1e300):
         with pytest.raises(UsageError):
             store.sweep_stranded(bad)
 
