@@ -759,6 +759,12 @@ def test_record_submission_stores_the_provider(backend: Backend) -> None:
     # The provider that took the job stays: a later submission elsewhere changes nothing.
     assert store.record_submission(job.job_id, "fal-ai/veo3.1", submission("r2"), FAL) == recorded
 
+    other = store.create_job(new_job(user)).job
+    for bad in (ProviderIdentity("", "x"), ProviderIdentity("fal", "")):
+        with pytest.raises(UsageError):
+            store.record_submission(other.job_id, "fal-ai/veo3.1", submission("r3"), bad)
+    assert store.get_job(other.job_id) == other
+
 
 def test_not_found_answers_are_counted_and_any_other_answer_resets_them(backend: Backend) -> None:
     store = backend.store
