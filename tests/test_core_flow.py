@@ -19,7 +19,7 @@ from videogen_cli.core.refunds import plan_refund, refund
 from videogen_cli.core.replay import replay_key
 from videogen_cli.core.requests import PreparedRequest, prepare_request
 from videogen_cli.core.watching import Backoff, watch
-from videogen_cli.domain import Job, JobStatus, NewJob, ProviderHandle, Submission
+from videogen_cli.domain import Job, JobStatus, NewJob, ProviderHandle, ProviderIdentity, Submission
 from videogen_cli.errors import NotFoundError, ProviderError, RefusedError
 from videogen_cli.ports import VideoProvider
 from videogen_cli.providers.fal import FalQueueProvider
@@ -33,6 +33,7 @@ class CountingProvider:
     def __init__(self, inner: VideoProvider) -> None:
         self.inner = inner
         self.name = inner.name
+        self.identity = inner.identity
         self.deadline: float | None = None
         self.submits = 0
         self.cancels: list[str] = []
@@ -302,7 +303,10 @@ def test_a_job_never_submitted_is_refunded_after_the_grace_period(
     assert service.store.get_balance(DEMO_USER_ID) == 100
     # A late submission for that job is not recorded: the job stays failed and refunded.
     late = service.store.record_submission(
-        created.job.job_id, "fal-ai/veo3.1", Submission("late-id", None, None, None, 0)
+        created.job.job_id,
+        "fal-ai/veo3.1",
+        Submission("late-id", None, None, None, 0),
+        ProviderIdentity("simulator", "sandbox:test"),
     )
     assert late.provider_request_id is None and late.status is JobStatus.FAILED
 
@@ -372,7 +376,12 @@ def test_refund_rules_and_exactly_once(
         plan_refund(service, job.job_id, 17)
     assert err.value.code == "refund_exceeds_credits"
     first = refund(service, job.job_id, 10, "blank video", "alice")
-    second = refund(service, job.job_id, None, "again", "bob")
+    # A second, different refund after a partial one is refused (exit 4) with the amount;
+    # the very same refund again is a no-op.
+    with pytest.raises(RefusedError) as err:
+        refund(service, job.job_id, None, "again", "bob")
+    assert err.value.code == "already_refunded" and "already refunded 10" in err.value.message
+    second = refund(service, job.job_id, 10, "blank video", "alice")
     assert (first.refunded_now, first.refunded_credits, first.balance) == (True, 10, 94)
     assert (second.refunded_now, second.refunded_credits, second.balance) == (False, 10, 94)
     assert (second.reason, second.operator) == ("blank video", "alice")
