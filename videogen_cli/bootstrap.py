@@ -6,8 +6,10 @@ Backends and the HTTP stack are imported here lazily, when a command needs them,
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
+from videogen_cli import debuglog
 from videogen_cli.config import Settings
 from videogen_cli.core.jobs import JobService
 from videogen_cli.errors import ConfigError
@@ -16,7 +18,7 @@ from videogen_cli.ports import JobStore, VideoProvider
 
 def build_service(settings: Settings, *, clock: Any = None) -> JobService:
     return JobService(
-        open_store(settings),
+        debuglog.wrap_store(open_store(settings)),
         lambda: open_provider(settings),
         clock=clock,
         submit_grace_seconds=settings.submit_grace_seconds,
@@ -58,7 +60,11 @@ def open_provider(settings: Settings) -> VideoProvider:
 
 
 def _missing_extra(extra: str, exc: ImportError) -> ConfigError:
+    # videogen-cli is not published on any index, so the hint names the driver itself
+    # (the same requirement as the extra in pyproject.toml), installed where videogen runs.
+    requirement = {"postgres": "psycopg[binary]>=3.1.4,<4", "supabase": "supabase>=2.16,<3"}[extra]
     return ConfigError(
         f"the {extra} backend needs a package that is not installed ({exc.name})",
-        hint=f"pip install 'videogen-cli[{extra}]'",
+        hint=f"install it next to videogen: {sys.executable} -m pip install '{requirement}' "
+        f"(from a checkout: pip install -e '.[{extra}]')",
     )
