@@ -10,7 +10,7 @@ import sys
 from typing import Any
 
 from videogen_cli import debuglog
-from videogen_cli.config import Settings
+from videogen_cli.config import Settings, check_provider
 from videogen_cli.core.jobs import JobService
 from videogen_cli.errors import ConfigError
 from videogen_cli.ports import JobStore, VideoProvider
@@ -46,6 +46,7 @@ def open_store(settings: Settings) -> JobStore:
 
 
 def open_provider(settings: Settings) -> VideoProvider:
+    check_provider(settings)  # no FAL_KEY: exit 5 here, only for commands that call fal
     if settings.provider == "simulator":
         from videogen_cli.providers.simulator import build_simulator
 
@@ -55,7 +56,7 @@ def open_provider(settings: Settings) -> VideoProvider:
         )
     from videogen_cli.providers.fal import FalQueueProvider
 
-    assert settings.fal_key  # checked by load_settings
+    assert settings.fal_key  # checked by check_provider
     return FalQueueProvider(settings.fal_key, base_url=settings.fal_queue_url)
 
 

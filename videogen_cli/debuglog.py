@@ -31,7 +31,10 @@ MASK = "****"
 _SECRET_VARIABLES = ("FAL_KEY", "SUPABASE_SERVICE_ROLE_KEY", "SUPABASE_KEY")
 _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     # Authorization header values: "Key <fal key>", "Bearer <jwt>", "Basic …".
-    (re.compile(r"(?i)\b(key|bearer|basic|token)(\s+|=|:\s*)[A-Za-z0-9._~+/=:-]{8,}"), r"\1\2" + MASK),
+    (
+        re.compile(r"(?i)\b(key|bearer|basic|token)(\s+|=|:\s*)[A-Za-z0-9._~+/=:-]{8,}"),
+        r"\1\2" + MASK,
+    ),
     # Query parameters that carry credentials.
     (
         re.compile(
@@ -99,8 +102,7 @@ class _Formatter(logging.Formatter):
         return redact(line, self._secrets)
 
 
-class _Handler(logging.Handler):
-    """Marks the handlers this module installed, so `configure` can replace them."""
+_HANDLER_NAME = "videogen.calls"  # marks the handler `configure` installed and replaces
 
 
 def configure(
@@ -112,7 +114,7 @@ def configure(
     handler (tests invoke many commands in one process).
     """
     env = os.environ if env is None else env
-    for old in [h for h in LOGGER.handlers if getattr(h, "videogen", False)]:
+    for old in [h for h in LOGGER.handlers if h.get_name() == _HANDLER_NAME]:
         LOGGER.removeHandler(old)
         old.close()
     target = (log_file or env.get("VIDEOGEN_LOG", "")).strip() or ("stderr" if debug else "")
@@ -124,7 +126,7 @@ def configure(
         handler = logging.StreamHandler(sys.stderr)
     else:
         handler = logging.FileHandler(os.path.expanduser(target), encoding="utf-8")
-    handler.videogen = True  # type: ignore[attr-defined]
+    handler.set_name(_HANDLER_NAME)
     as_json = env.get("VIDEOGEN_LOG_FORMAT", "").strip().lower() == "json"
     handler.setFormatter(_Formatter(as_json=as_json, secrets=secrets_from_env(env)))
     LOGGER.addHandler(handler)

@@ -33,7 +33,7 @@ def apply() -> None:
     if original is not None:
 
         def display_type_rich(self: TyperOption, ctx: Any) -> str | None:
-            return None if self.is_flag else original(self, ctx)  # type: ignore[no-any-return]
+            return None if self.is_flag else original(self, ctx)
 
         setattr(TyperOption, "display_type_rich", display_type_rich)  # noqa: B010
     setattr(TyperArgument, "_videogen_help", True)  # noqa: B010

@@ -89,6 +89,7 @@ app.command("jobs")(admin_cmd.jobs)
 app.command("credits")(admin_cmd.credits)
 app.command("grant")(money_cmd.grant)
 app.command("config")(admin_cmd.config)
+app.add_typer(admin_cmd.sandbox_app, name="sandbox")
 
 db_app = typer.Typer(
     help="The Postgres schema and functions (the SQL contract).",
@@ -99,18 +100,23 @@ app.add_typer(db_app, name="db")
 
 
 @db_app.command("sql")
-def db_sql() -> None:
-    """Print the migration, e.g. into supabase/migrations/.
+def db_sql(json_mode: JsonOpt = False) -> None:
+    """Print the migration, e.g. into supabase/migrations/ (`--json`: `{"sql": "…"}`).
 
     Example:
 
-      $ videogen db sql > supabase/migrations/20261124000000_videogen.sql
+    ```
+    $ videogen db sql > supabase/migrations/20261124000000_videogen.sql
+    ```
     """
-    out = Output(json_mode=False)
+    out = Output(json_mode=json_mode)
     with command_boundary(out):
         from videogen_cli.storage.migrate import migration_sql
 
-        sys.stdout.write(migration_sql())
+        if json_mode:
+            out.json({"sql": migration_sql()})
+        else:
+            sys.stdout.write(migration_sql())
 
 
 @db_app.command("migrate")
@@ -119,7 +125,10 @@ def db_migrate(json_mode: JsonOpt = False) -> None:
 
     Example:
 
-      $ VIDEOGEN_DATABASE_URL=postgresql://postgres@localhost/app videogen db migrate
+    ```
+    $ export VIDEOGEN_DATABASE_URL=postgresql://postgres@localhost/app
+    $ videogen db migrate
+    ```
     """
     out = Output(json_mode=json_mode)
     with command_boundary(out):
