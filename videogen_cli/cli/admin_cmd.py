@@ -177,7 +177,8 @@ def config(json_mode: JsonOpt = False) -> None:
     """Show which backend and provider the environment selects (secrets masked).
 
     Runs on a broken setup too: it prints what is set and each problem with its fix,
-    then exits 5 when the setup cannot work (`--json`: a `problems` list).
+    then exits 5 (`--json`: a `problems` list). A real backend without FAL_KEY is a
+    warning, not a problem: everything but the commands that call fal works.
 
     Example:
 
@@ -191,25 +192,38 @@ def config(json_mode: JsonOpt = False) -> None:
     out = Output(json_mode=json_mode)
     with command_boundary(out):
         problems: list[ConfigError] = []
+        warnings: list[ConfigError] = []
         settings: Settings | None = None
         try:
             settings = load_settings()
-            check_provider(settings)
         except ConfigError as exc:
             problems.append(exc)
+        if settings is not None:
+            try:
+                check_provider(settings)
+            except ConfigError as exc:
+                warnings.append(
+                    ConfigError(
+                        f"{exc.message}: generate, status, watch and replay-key cannot call fal",
+                        code=exc.code,
+                        hint=exc.hint,
+                    )
+                )
         described = settings.describe() if settings is not None else _environment_as_set()
-        if problems:
-            described["problems"] = [
-                {"code": p.code, "message": p.message, "hint": p.hint} for p in problems
-            ]
+        for name, found in (("problems", problems), ("warnings", warnings)):
+            if found:
+                described[name] = [
+                    {"code": p.code, "message": p.message, "hint": p.hint} for p in found
+                ]
         if json_mode:
             out.json(described)
         else:
-            out.fields({k: v for k, v in described.items() if k != "problems"})
+            out.fields({k: v for k, v in described.items() if k not in ("problems", "warnings")})
+            for warning in warnings:
+                out.info(f"warning: {warning.message}\nhint: {warning.hint}")
+            for problem in problems:
+                out.error(problem)
         if problems:
-            if not json_mode:
-                for problem in problems:
-                    out.error(problem)
             raise typer.Exit(max(p.exit_code for p in problems))
 
 

@@ -68,8 +68,10 @@ def database_location(settings: Settings) -> str:
     if settings.backend == "postgres" and settings.database_url:
         try:
             parts = urlsplit(settings.database_url)
-            if not parts.scheme:  # a "host=… dbname=…" connection string
-                return "database (VIDEOGEN_DATABASE_URL)"
+            if not parts.scheme:  # a libpq "host=… port=… dbname=…" connection string
+                words = dict(w.split("=", 1) for w in settings.database_url.split() if "=" in w)
+                port = f":{words['port']}" if "port" in words else ""
+                return f"database {words.get('host', 'localhost')}{port}/{words.get('dbname', '')}"
             host = parts.hostname or "localhost"
             port = f":{parts.port}" if parts.port else ""
         except ValueError:
