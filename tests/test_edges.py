@@ -443,3 +443,13 @@ def test_the_database_is_named_without_credentials() -> None:
     supabase = {"SUPABASE_URL": "https://abc.supabase.co", "SUPABASE_SERVICE_ROLE_KEY": "k" * 20}
     assert where(**supabase) == "project abc.supabase.co"
     assert where() == "/h/sandbox.sqlite3"
+
+
+def test_a_stored_error_quoted_in_a_message_is_escaped_too(isolated_env: Path) -> None:
+    job_id = make_job()
+    sql(isolated_env, "update video_jobs set status = 'failed', error = ? where job_id = ?",
+        HOSTILE, job_id)  # fmt: skip
+    result = run("watch", job_id)
+    assert result.exit_code == 1, result.output
+    assert "\x1b" not in result.output and "\x07" not in result.output
+    assert f"error: job {job_id} failed: {HOSTILE_SHOWN}" in result.stderr

@@ -57,6 +57,15 @@ def debug_enabled() -> bool:
     return os.environ.get("VIDEOGEN_DEBUG", "") not in ("", "0")
 
 
+def safe_lines(text: str) -> str:
+    """`safe_text` for each line: the line breaks a caller wrote stay, nothing else does.
+
+    Every human line goes through it (`Output.result`, `info`, `error`), so a stored
+    prompt or a fal error quoted in a message or a progress line is escaped too.
+    """
+    return "\n".join(safe_text(line) for line in text.split("\n"))
+
+
 @dataclass(frozen=True)
 class Column:
     header: str
@@ -75,8 +84,8 @@ class Output:
         return sys.stderr.isatty() and os.environ.get("TERM") != "dumb"
 
     def result(self, text: str) -> None:
-        """A human result line on stdout."""
-        sys.stdout.write(text + "\n")
+        """A human result line on stdout (control characters escaped, see `safe_lines`)."""
+        sys.stdout.write(safe_lines(text) + "\n")
         sys.stdout.flush()
 
     def fields(self, data: dict[str, Any]) -> None:
@@ -141,7 +150,7 @@ class Output:
     def info(self, text: str) -> None:
         """Progress or a notice on stderr (human mode only: JSON mode keeps stderr quiet)."""
         if not self.json_mode:
-            sys.stderr.write(text + "\n")
+            sys.stderr.write(safe_lines(text) + "\n")
             sys.stderr.flush()
 
     def json(self, obj: dict[str, Any]) -> None:
@@ -178,9 +187,9 @@ class Output:
         if self.json_mode:
             self.json({"error": {"code": exc.code, "message": exc.message, "hint": exc.hint}})
         else:
-            sys.stderr.write(f"error: {exc.message}\n")
+            sys.stderr.write(f"error: {safe_lines(exc.message)}\n")
             if exc.hint:
-                sys.stderr.write(f"hint: {exc.hint}\n")
+                sys.stderr.write(f"hint: {safe_lines(exc.hint)}\n")
             sys.stderr.flush()
 
     def exit_after_result(self, exc: VideogenError) -> NoReturn:
