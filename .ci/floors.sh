@@ -31,6 +31,8 @@ run --help >/dev/null
 code=0; run status --no-such-flag 2>/dev/null || code=$?
 [ "$code" = 2 ] || { echo "floors: a usage error exited $code, not 2" >&2; exit 1; }
 run generate --prompt "floors check" --duration 4s --watch
+run jobs >/dev/null      # rich tables
+run credits >/dev/null
 for extra in "$@"; do
   case "$extra" in
     postgres) "$work/venv/bin/python" -c "import videogen_cli.storage.postgres" ;;
