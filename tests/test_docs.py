@@ -141,3 +141,14 @@ def test_completion_is_switched_on() -> None:
     result = CliRunner().invoke(app, ["--show-completion", "bash"])
     assert result.exit_code == 0, result.output
     assert "_VIDEOGEN_COMPLETE" in result.stdout
+
+
+def test_a_missing_job_id_is_named_as_in_the_usage_line(capsys: pytest.CaptureFixture[str]) -> None:
+    from videogen_cli.cli.main import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["status"])
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err == (
+        "error: Missing argument 'JOB_ID'.\nhint: see: videogen status --help\n"
+    )

@@ -174,7 +174,7 @@ def _print_generate(s: Session, outcome: GenerateOutcome) -> None:
 
 
 def status(
-    job_id: Annotated[str, typer.Argument(help="The job's UUID.")],
+    job_id: Annotated[str, typer.Argument(metavar="JOB_ID", help="The job's UUID.")],
     no_sync: Annotated[
         bool, typer.Option("--no-sync", help="Read the database only; do not ask fal.")
     ] = False,

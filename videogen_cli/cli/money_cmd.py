@@ -15,7 +15,7 @@ from videogen_cli.errors import NotIdempotentError, UsageError
 
 
 def refund(
-    job_id: Annotated[str, typer.Argument(help="The job's UUID.")],
+    job_id: Annotated[str, typer.Argument(metavar="JOB_ID", help="The job's UUID.")],
     reason: Annotated[
         str, typer.Option("--reason", help="Why the credits go back (kept in the ledger).")
     ],
@@ -139,7 +139,9 @@ def _print_refund(s: Session, report: RefundReport) -> None:
 
 
 def replay_key(
-    key: Annotated[str, typer.Argument(help="An idempotency key printed by `generate`.")],
+    key: Annotated[
+        str, typer.Argument(metavar="KEY", help="An idempotency key printed by `generate`.")
+    ],
     show: Annotated[
         bool, typer.Option("--show", help="Print the stored record; send nothing.")
     ] = False,
