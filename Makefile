@@ -3,19 +3,37 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 BIN    := $(VENV)/bin
+NEED   := import sys; sys.exit(sys.version_info < (3, 11))
 
-.PHONY: install demo test lint fmt cassettes bench postgres clean
+.PHONY: install runtime venv demo test lint fmt cassettes bench postgres clean
 
-install: $(VENV)/.installed
+# $(VENV) is (re)built with $(PYTHON) when its own python is missing, broken or older than
+# 3.11 (say, made by macOS's python3 3.9 on an earlier try), instead of being reused.
+venv:
+	@if ! $(PY) -c '$(NEED)' 2>/dev/null; then \
+	  if ! $(PYTHON) -c '$(NEED)' 2>/dev/null; then \
+	    echo "make: videogen needs Python >= 3.11, but PYTHON=$(PYTHON) is" \
+	      "$$($(PYTHON) --version 2>&1 || echo 'not found')." >&2; \
+	    echo "hint: install Python 3.11+ and point make at it, e.g." \
+	      "make demo PYTHON=python3.12 (or PYTHON=/opt/homebrew/bin/python3.12)" >&2; \
+	    exit 2; \
+	  fi; \
+	  echo "make: creating $(VENV) with $$($(PYTHON) --version)"; \
+	  rm -rf $(VENV) && $(PYTHON) -m venv $(VENV) && $(PY) -m pip install -q --upgrade pip; \
+	fi
 
-$(VENV)/.installed: pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
-	touch $@
+# What the tool needs to run (the demo): the runtime dependencies only.
+runtime: venv
+	@test $(VENV)/.runtime -nt pyproject.toml || \
+	  { $(PY) -m pip install -q -e . && touch $(VENV)/.runtime; }
+
+# Everything for development: the tests, linters and both database drivers.
+install: venv
+	@test $(VENV)/.dev -nt pyproject.toml || \
+	  { $(PY) -m pip install -q -e '.[dev]' && touch $(VENV)/.dev $(VENV)/.runtime; }
 
 # The README's main job: one generation on the embedded sandbox, watched to the end.
-demo: install
+demo: runtime
 	$(BIN)/videogen generate --prompt "a paper boat drifting down a rainy street" --duration 4s --watch
 
 # Postgres is needed by the backend tests; this installs it where it is missing (Debian).

@@ -268,11 +268,18 @@ def test_usage_errors_from_the_parser_are_json_too(capsys: pytest.CaptureFixture
     assert out["error"]["code"] == "invalid_input" and "--prompt" in out["error"]["message"]
 
 
-def test_real_backend_without_fal_key_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("VIDEOGEN_DATABASE_URL", "postgresql://u:secretpw@127.0.0.1:1/db")
-    out = run_json("status", "00000000-0000-4000-a000-00000000ffff", code=5)
-    assert out["error"]["code"] == "missing_credentials"
-    assert "VIDEOGEN_PROVIDER=simulator" in out["error"]["hint"]
+def test_fal_without_fal_key_is_refused_where_fal_is_called(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The real-backend case: tests/backends/test_support_without_fal_key.py.
+    monkeypatch.setenv("VIDEOGEN_PROVIDER", "fal")
+    out = generate(code=5)
+    assert out["error"] == {
+        "code": "missing_credentials",
+        "message": "VIDEOGEN_PROVIDER=fal but FAL_KEY is not set",
+        "hint": "export FAL_KEY (fal.ai dashboard > Keys)",
+    }
+    assert balance() == 100  # refused before any charge; and `credits` needs no key
 
 
 def test_config_masks_secrets(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -6,9 +6,11 @@ Backends and the HTTP stack are imported here lazily, when a command needs them,
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
-from videogen_cli.config import Settings
+from videogen_cli import debuglog
+from videogen_cli.config import Settings, check_provider
 from videogen_cli.core.jobs import JobService
 from videogen_cli.errors import ConfigError
 from videogen_cli.ports import JobStore, VideoProvider
@@ -16,7 +18,7 @@ from videogen_cli.ports import JobStore, VideoProvider
 
 def build_service(settings: Settings, *, clock: Any = None) -> JobService:
     return JobService(
-        open_store(settings),
+        debuglog.wrap_store(open_store(settings)),
         lambda: open_provider(settings),
         clock=clock,
         submit_grace_seconds=settings.submit_grace_seconds,
@@ -44,6 +46,7 @@ def open_store(settings: Settings) -> JobStore:
 
 
 def open_provider(settings: Settings) -> VideoProvider:
+    check_provider(settings)  # no FAL_KEY: exit 5 here, only for commands that call fal
     if settings.provider == "simulator":
         from videogen_cli.providers.simulator import build_simulator
 
@@ -53,12 +56,16 @@ def open_provider(settings: Settings) -> VideoProvider:
         )
     from videogen_cli.providers.fal import FalQueueProvider
 
-    assert settings.fal_key  # checked by load_settings
+    assert settings.fal_key  # checked by check_provider
     return FalQueueProvider(settings.fal_key, base_url=settings.fal_queue_url)
 
 
 def _missing_extra(extra: str, exc: ImportError) -> ConfigError:
+    # videogen-cli is not published on any index, so the hint names the driver itself
+    # (the same requirement as the extra in pyproject.toml), installed where videogen runs.
+    requirement = {"postgres": "psycopg[binary]>=3.1.4,<4", "supabase": "supabase>=2.16,<3"}[extra]
     return ConfigError(
         f"the {extra} backend needs a package that is not installed ({exc.name})",
-        hint=f"pip install 'videogen-cli[{extra}]'",
+        hint=f"install it next to videogen: {sys.executable} -m pip install '{requirement}' "
+        f"(from a checkout: pip install -e '.[{extra}]')",
     )

@@ -44,10 +44,14 @@ class Settings:
 
     @property
     def provider(self) -> str:
-        """'fal' or 'simulator'; a real backend never gets the simulator by accident."""
+        """'fal' or 'simulator'; a real backend never gets the simulator by accident.
+
+        A real backend means fal unless VIDEOGEN_PROVIDER=simulator; without FAL_KEY,
+        `check_provider` refuses it when a command builds the provider.
+        """
         if self.provider_choice == "simulator":
             return "simulator"
-        if self.provider_choice == "fal" or self.fal_key:
+        if self.provider_choice == "fal" or self.fal_key or self.backend != "sandbox":
             return "fal"
         return "simulator"
 
@@ -120,20 +124,30 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             env, "VIDEOGEN_SUBMIT_GRACE_SECONDS", DEFAULT_SUBMIT_GRACE_SECONDS
         ),
     )
-    if settings.provider == "fal" and not settings.fal_key:
+    return settings
+
+
+def check_provider(settings: Settings) -> None:
+    """Raise ConfigError when the provider cannot be built: fal chosen but no FAL_KEY.
+
+    Checked where the provider is built (bootstrap.open_provider), not by load_settings:
+    commands that never call fal (refund, grant, credits, jobs, models, config, db) work
+    on a real backend without the key, so support staff need not hold it.
+    """
+    if settings.provider != "fal" or settings.fal_key:
+        return
+    if settings.provider_choice == "fal":
         raise ConfigError(
             "VIDEOGEN_PROVIDER=fal but FAL_KEY is not set",
             code="missing_credentials",
             hint="export FAL_KEY (fal.ai dashboard > Keys)",
         )
-    if settings.backend != "sandbox" and settings.provider == "simulator" and not provider_choice:
-        raise ConfigError(
-            f"the {settings.backend} backend is configured but FAL_KEY is not set",
-            code="missing_credentials",
-            hint="export FAL_KEY, or VIDEOGEN_PROVIDER=simulator to use the local simulator "
-            "against this real database on purpose",
-        )
-    return settings
+    raise ConfigError(
+        f"the {settings.backend} backend is configured but FAL_KEY is not set",
+        code="missing_credentials",
+        hint="export FAL_KEY, or VIDEOGEN_PROVIDER=simulator to use the local simulator "
+        "against this real database on purpose",
+    )
 
 
 def _default_home() -> str:

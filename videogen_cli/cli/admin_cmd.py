@@ -1,13 +1,18 @@
-"""Operator conveniences: the model catalog, jobs, a user's credits, the configuration."""
+"""Operator conveniences: the model catalog, jobs, a user's credits, the configuration,
+and resetting the sandbox."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from videogen_cli.cli.common import JsonOpt, open_session, resolve_user
-from videogen_cli.cli.output import Output, command_boundary
+from videogen_cli.cli.output import Column, Output, command_boundary
+
+if TYPE_CHECKING:
+    from videogen_cli.config import Settings
+    from videogen_cli.errors import ConfigError
 
 
 def models(json_mode: JsonOpt = False) -> None:
@@ -15,7 +20,9 @@ def models(json_mode: JsonOpt = False) -> None:
 
     Example:
 
-      $ videogen models
+    ```
+    $ videogen models
+    ```
     """
     with open_session(json_mode) as s:
         rows = s.service.store.list_models()
@@ -53,27 +60,69 @@ def models(json_mode: JsonOpt = False) -> None:
                 )
 
 
+JOB_COLUMNS = [
+    Column("JOB_ID"),
+    Column("STATUS"),
+    Column("MODEL"),
+    Column("CREDITS", justify="right"),
+    Column("CREATED (UTC)"),
+    Column("PROMPT", ellipsis=True),
+]
+LEDGER_COLUMNS = [
+    Column("WHEN (UTC)"),
+    Column("KIND"),
+    Column("DELTA", justify="right"),
+    Column("JOB"),
+    Column("BY"),
+    Column("REASON", ellipsis=True),
+]
+
+
 def jobs(
     user: Annotated[str | None, typer.Option("--user", help="Only this user's jobs.")] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, max=500, help="How many.")] = 20,
     json_mode: JsonOpt = False,
 ) -> None:
-    """List recent jobs, newest first.
+    """List recent jobs, newest first, with their status as stored.
+
+    The list reads the database only: a running job's status may be stale until
+    `videogen status JOB_ID` asks fal. Long prompts end with `…` (`--json` has them whole).
 
     Example:
 
-      $ videogen jobs --limit 5
+    ```
+    $ videogen jobs --limit 5
+    ```
     """
+    from videogen_cli.core.requests import check_uuid
+
     with open_session(json_mode) as s:
-        rows = s.service.store.list_jobs(user, limit)
+        user_id = check_uuid(user, "user id") if user is not None else None
+        rows = s.service.store.list_jobs(user_id, limit)
         if s.out.json_mode:
             s.out.json({"jobs": [j.to_json() for j in rows]})
             return
-        for j in rows:
-            s.out.result(
-                f"{j.job_id}  {j.status.value:<10} {j.model:<11} {j.credits_used:>4} cr  "
-                f"{j.created_at:%Y-%m-%d %H:%M}  {j.prompt[:40]}"
-            )
+        if not rows:
+            s.out.result("no jobs" + (f" for user {user_id}" if user_id else ""))
+            return
+        s.out.table(
+            JOB_COLUMNS,
+            [
+                [
+                    j.job_id,
+                    j.status.value,
+                    j.model,
+                    j.credits_used,
+                    f"{j.created_at:%Y-%m-%d %H:%M}",
+                    j.prompt,
+                ]
+                for j in rows
+            ],
+        )
+        s.out.info(
+            "note: statuses as stored (may be stale); `videogen status JOB_ID` asks fal "
+            "and updates one"
+        )
 
 
 def credits(
@@ -87,7 +136,9 @@ def credits(
 
     Example:
 
-      $ videogen credits --user 2c6f…
+    ```
+    $ videogen credits --user USER_ID
+    ```
     """
     from videogen_cli.core.requests import check_uuid
     from videogen_cli.errors import NotFoundError
@@ -104,26 +155,177 @@ def credits(
             )
             return
         s.out.result(f"user {user_id}: {balance} credits")
-        for e in ledger:
-            s.out.result(
-                f"  {e.created_at:%Y-%m-%d %H:%M:%S}  {e.kind.value:<6} {e.delta:>+6}  "
-                f"job {e.job_id or '-'}  by {e.operator or '-'}: {e.reason or ''}"
-            )
+        if not ledger:
+            return
+        s.out.table(
+            LEDGER_COLUMNS,
+            [
+                [
+                    f"{e.created_at:%Y-%m-%d %H:%M:%S}",
+                    e.kind.value,
+                    f"{e.delta:+d}",
+                    e.job_id,
+                    e.operator,
+                    e.reason,
+                ]
+                for e in ledger
+            ],
+        )
 
 
 def config(json_mode: JsonOpt = False) -> None:
     """Show which backend and provider the environment selects (secrets masked).
 
+    Runs on a broken setup too: it prints what is set and each problem with its fix,
+    then exits 5 (`--json`: a `problems` list). A real backend without FAL_KEY is a
+    warning, not a problem: everything but the commands that call fal works.
+
     Example:
 
-      $ videogen config
+    ```
+    $ videogen config
+    ```
     """
-    from videogen_cli.config import load_settings
+    from videogen_cli.config import check_provider, load_settings
+    from videogen_cli.errors import ConfigError
 
     out = Output(json_mode=json_mode)
     with command_boundary(out):
-        described = load_settings().describe()
+        problems: list[ConfigError] = []
+        warnings: list[ConfigError] = []
+        settings: Settings | None = None
+        try:
+            settings = load_settings()
+        except ConfigError as exc:
+            problems.append(exc)
+        if settings is not None:
+            try:
+                check_provider(settings)
+            except ConfigError as exc:
+                warnings.append(
+                    ConfigError(
+                        f"{exc.message}: generate, status, watch and replay-key cannot call fal",
+                        code=exc.code,
+                        hint=exc.hint,
+                    )
+                )
+        described = settings.describe() if settings is not None else _environment_as_set()
+        for name, found in (("problems", problems), ("warnings", warnings)):
+            if found:
+                described[name] = [
+                    {"code": p.code, "message": p.message, "hint": p.hint} for p in found
+                ]
         if json_mode:
             out.json(described)
         else:
-            out.fields(described)
+            out.fields({k: v for k, v in described.items() if k not in ("problems", "warnings")})
+            for warning in warnings:
+                out.info(f"warning: {warning.message}\nhint: {warning.hint}")
+            for problem in problems:
+                out.error(problem)
+        if problems:
+            raise typer.Exit(max(p.exit_code for p in problems))
+
+
+def _environment_as_set() -> dict[str, object]:
+    """What the environment holds when it cannot be read as settings: secrets masked."""
+    import os
+
+    from videogen_cli.config import _mask, _mask_dsn
+
+    def get(name: str) -> str | None:
+        return os.environ.get(name, "").strip() or None
+
+    return {
+        "backend": None,
+        "provider": get("VIDEOGEN_PROVIDER"),
+        "home": get("VIDEOGEN_HOME"),
+        "supabase_url": get("SUPABASE_URL"),
+        "supabase_service_role_key": _mask(get("SUPABASE_SERVICE_ROLE_KEY")),
+        "database_url": _mask_dsn(get("VIDEOGEN_DATABASE_URL")),
+        "fal_key": _mask(get("FAL_KEY")),
+        "fal_queue_url": get("VIDEOGEN_FAL_QUEUE_URL"),
+        "user_id": get("VIDEOGEN_USER_ID"),
+        "operator": get("VIDEOGEN_OPERATOR"),
+    }
+
+
+sandbox_app = typer.Typer(
+    help="The embedded sandbox database (VIDEOGEN_HOME/sandbox.sqlite3).",
+    no_args_is_help=True,
+    rich_markup_mode="markdown",
+)
+
+
+@sandbox_app.command("reset")
+def sandbox_reset(
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    json_mode: JsonOpt = False,
+) -> None:
+    """Delete the sandbox database and seed it again (demo user with 100 credits).
+
+    Every sandbox job, ledger row and simulated fal request goes. Asks on a terminal;
+    without one, `--yes` is required (exit 2). Refused on a real backend (exit 2).
+
+    Example:
+
+    ```
+    $ videogen sandbox reset --yes
+    ```
+    """
+    from videogen_cli.catalog import DEMO_USER_ID
+    from videogen_cli.config import load_settings
+    from videogen_cli.errors import UsageError
+
+    out = Output(json_mode=json_mode)
+    with command_boundary(out):
+        settings = load_settings()
+        if settings.backend != "sandbox":
+            raise UsageError(
+                f"sandbox reset works on the sandbox only, and the {settings.backend} "
+                "backend is configured",
+                hint="unset SUPABASE_URL / VIDEOGEN_DATABASE_URL to reset the sandbox",
+            )
+        path = settings.sandbox_db
+        if not yes and not _confirm(f"Delete {path} and seed it again?"):
+            out.info("nothing changed")
+            return
+        from videogen_cli.storage.sqlite import SqliteStore
+
+        for leftover in (path, *(path.with_name(path.name + s) for s in ("-wal", "-shm"))):
+            leftover.unlink(missing_ok=True)
+        store = SqliteStore(path)  # creates and seeds the file
+        try:
+            balance = store.get_balance(DEMO_USER_ID)
+        finally:
+            store.close()
+        data = {"reset": True, "database": str(path), "demo_user": DEMO_USER_ID, "balance": balance}
+        if json_mode:
+            out.json(data)
+        else:
+            out.result(f"reset {path}: demo user {DEMO_USER_ID} has {balance} credits")
+
+
+def _confirm(question: str) -> bool:
+    """Ask on a terminal (stderr); refuse with exit 2 where nobody can answer."""
+    import sys
+
+    from videogen_cli.errors import InterruptedError_, UsageError
+
+    if not sys.stdin.isatty():
+        raise UsageError(
+            "this deletes the sandbox database and needs confirmation, but there is no "
+            "terminal to ask",
+            code="confirmation_required",
+            hint="pass --yes",
+        )
+    sys.stderr.write(f"{question} [y/N] ")
+    sys.stderr.flush()
+    try:
+        answer = sys.stdin.readline()
+    except KeyboardInterrupt:
+        sys.stderr.write("\n")
+        raise InterruptedError_("interrupted; nothing changed") from None
+    if not answer:  # Ctrl-D
+        sys.stderr.write("\n")
+    return answer.strip().lower() in ("y", "yes")

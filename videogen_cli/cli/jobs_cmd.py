@@ -67,14 +67,37 @@ def generate(
         bool, typer.Option("--watch", help="Then follow the job like `videogen watch`.")
     ] = False,
     timeout: Annotated[
-        float, typer.Option("--timeout", rich_help_panel=WATCH_PANEL, help="Seconds (exit 6).")
+        float,
+        typer.Option(
+            "--timeout",
+            rich_help_panel=WATCH_PANEL,
+            help="Give up waiting after this many seconds (exit 6).",
+        ),
     ] = 300.0,
-    interval: Annotated[float, typer.Option("--interval", rich_help_panel=WATCH_PANEL)] = 5.0,
+    interval: Annotated[
+        float,
+        typer.Option(
+            "--interval", rich_help_panel=WATCH_PANEL, help="First wait between polls, s."
+        ),
+    ] = 5.0,
     max_interval: Annotated[
-        float, typer.Option("--max-interval", rich_help_panel=WATCH_PANEL)
+        float,
+        typer.Option("--max-interval", rich_help_panel=WATCH_PANEL, help="Longest wait, seconds."),
     ] = 20.0,
-    factor: Annotated[float, typer.Option("--factor", rich_help_panel=WATCH_PANEL)] = 2.0,
-    no_jitter: Annotated[bool, typer.Option("--no-jitter", rich_help_panel=WATCH_PANEL)] = False,
+    factor: Annotated[
+        float,
+        typer.Option(
+            "--factor", rich_help_panel=WATCH_PANEL, help="Each wait is this times the last."
+        ),
+    ] = 2.0,
+    no_jitter: Annotated[
+        bool,
+        typer.Option(
+            "--no-jitter",
+            rich_help_panel=WATCH_PANEL,
+            help="Wait exact intervals (jitter spreads pollers).",
+        ),
+    ] = False,
     json_mode: JsonOpt = False,
 ) -> None:
     """Create a video job, charging the user's credits exactly once per idempotency key.
@@ -85,10 +108,11 @@ def generate(
 
     Examples:
 
-      $ videogen generate --prompt "a paper boat in the rain" --duration 4s --watch
-
-      $ videogen generate -m veo3.1-i2v --image-url https://example.com/cat.png \\
-          -p "the cat jumps" --idempotency-key order-1234
+    ```
+    $ videogen generate -p "a paper boat in the rain" --duration 4s --watch
+    $ videogen generate -m veo3.1-i2v --image-url https://example.com/cat.png \\
+        -p "the cat jumps" --idempotency-key order-1234
+    ```
     """
     backoff = Backoff(interval, max_interval, factor, not no_jitter)
     with open_session(json_mode) as s:
@@ -150,7 +174,7 @@ def _print_generate(s: Session, outcome: GenerateOutcome) -> None:
 
 
 def status(
-    job_id: Annotated[str, typer.Argument(help="The job's UUID.")],
+    job_id: Annotated[str, typer.Argument(metavar="JOB_ID", help="The job's UUID.")],
     no_sync: Annotated[
         bool, typer.Option("--no-sync", help="Read the database only; do not ask fal.")
     ] = False,
@@ -163,9 +187,10 @@ def status(
 
     Examples:
 
-      $ videogen status 0b7e…
-
-      $ videogen status 0b7e… --no-sync --json
+    ```
+    $ videogen status JOB_ID
+    $ videogen status JOB_ID --no-sync --json
+    ```
     """
     with open_session(json_mode) as s:
         outcome = s.service.refresh(job_id, sync=not no_sync)
@@ -182,7 +207,7 @@ def _print_job(s: Session, job: Job) -> None:
 
 
 def watch_cmd(
-    job_ids: Annotated[list[str], typer.Argument(help="One or more job UUIDs.")],
+    job_ids: Annotated[list[str], typer.Argument(metavar="JOB_ID", help="One or more job UUIDs.")],
     timeout: TimeoutOpt = 300.0,
     interval: IntervalOpt = 5.0,
     max_interval: MaxIntervalOpt = 20.0,
@@ -198,9 +223,10 @@ def watch_cmd(
 
     Examples:
 
-      $ videogen watch 0b7e… --timeout 600
-
-      $ videogen watch 0b7e… 4c1d… --json | jq .status
+    ```
+    $ videogen watch JOB_ID --timeout 600
+    $ videogen watch JOB_ID OTHER_JOB_ID --json | jq .status
+    ```
     """
     with open_session(json_mode) as s:
         _watch_and_exit(s, job_ids, timeout, Backoff(interval, max_interval, factor, not no_jitter))

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from videogen_cli import __version__
-from videogen_cli.cli import admin_cmd, jobs_cmd, money_cmd
+from videogen_cli.cli import admin_cmd, helpstyle, jobs_cmd, money_cmd
 from videogen_cli.cli.common import JsonOpt
 from videogen_cli.cli.output import Output, command_boundary
 
@@ -28,7 +28,7 @@ app = typer.Typer(
     name="videogen",
     help=HELP,
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion
     pretty_exceptions_enable=False,  # tracebacks only with --debug, and never with locals
     rich_markup_mode="markdown",
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -48,12 +48,36 @@ def _root(
         typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
     ] = False,
     debug: Annotated[
-        bool, typer.Option("--debug", help="Show tracebacks for unexpected errors.")
+        bool,
+        typer.Option(
+            "--debug",
+            help="Show tracebacks for unexpected errors, and log each HTTP and database "
+            "call to stderr. Also accepted after the command name.",
+        ),
     ] = False,
+    log_file: Annotated[
+        str | None,
+        typer.Option(
+            "--log-file",
+            metavar="PATH",
+            help="Append one line per HTTP and database call to PATH (secrets redacted) "
+            "[env VIDEOGEN_LOG=stderr|PATH, VIDEOGEN_LOG_FORMAT=json].",
+        ),
+    ] = None,
 ) -> None:
+    from videogen_cli import debuglog
+
     if debug:
         os.environ["VIDEOGEN_DEBUG"] = "1"
+    try:
+        debuglog.configure(log_file=log_file, debug=debug)
+    except OSError as exc:
+        raise typer.BadParameter(
+            f"cannot write the log file: {exc.strerror or exc}", param_hint="--log-file"
+        ) from None
 
+
+helpstyle.apply()
 
 app.command("generate")(jobs_cmd.generate)
 app.command("status")(jobs_cmd.status)
@@ -65,6 +89,7 @@ app.command("jobs")(admin_cmd.jobs)
 app.command("credits")(admin_cmd.credits)
 app.command("grant")(money_cmd.grant)
 app.command("config")(admin_cmd.config)
+app.add_typer(admin_cmd.sandbox_app, name="sandbox")
 
 db_app = typer.Typer(
     help="The Postgres schema and functions (the SQL contract).",
@@ -75,18 +100,23 @@ app.add_typer(db_app, name="db")
 
 
 @db_app.command("sql")
-def db_sql() -> None:
-    """Print the migration, e.g. into supabase/migrations/.
+def db_sql(json_mode: JsonOpt = False) -> None:
+    """Print the migration, e.g. into supabase/migrations/ (`--json`: `{"sql": "…"}`).
 
     Example:
 
-      $ videogen db sql > supabase/migrations/20261124000000_videogen.sql
+    ```
+    $ videogen db sql > supabase/migrations/20261124000000_videogen.sql
+    ```
     """
-    out = Output(json_mode=False)
+    out = Output(json_mode=json_mode)
     with command_boundary(out):
         from videogen_cli.storage.migrate import migration_sql
 
-        sys.stdout.write(migration_sql())
+        if json_mode:
+            out.json({"sql": migration_sql()})
+        else:
+            sys.stdout.write(migration_sql())
 
 
 @db_app.command("migrate")
@@ -95,7 +125,10 @@ def db_migrate(json_mode: JsonOpt = False) -> None:
 
     Example:
 
-      $ VIDEOGEN_DATABASE_URL=postgresql://postgres@localhost/app videogen db migrate
+    ```
+    $ export VIDEOGEN_DATABASE_URL=postgresql://postgres@localhost/app
+    $ videogen db migrate
+    ```
     """
     out = Output(json_mode=json_mode)
     with command_boundary(out):
@@ -118,14 +151,41 @@ def db_migrate(json_mode: JsonOpt = False) -> None:
             out.result(f"migrated {where.describe()['database_url']}")
 
 
+ROOT_FLAGS = ("--debug",)
+ROOT_VALUE_OPTIONS = ("--log-file",)
+
+
+def hoist_root_options(args: list[str]) -> list[str]:
+    """Move `--debug` and `--log-file PATH` given after the command name to the front.
+
+    Click reads root options only before the command name; people type them anywhere.
+    Arguments after `--` are left alone.
+    """
+    front: list[str] = []
+    rest: list[str] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            rest += args[i:]
+            break
+        if arg in ROOT_FLAGS or arg.split("=", 1)[0] in ROOT_VALUE_OPTIONS:
+            front.append(arg)
+            if arg in ROOT_VALUE_OPTIONS and i + 1 < len(args):
+                front.append(args[i + 1])
+                i += 1
+        else:
+            rest.append(arg)
+        i += 1
+    return front + rest
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point. Usage errors in `--json` mode come out as the JSON error object too."""
-    from typer._click.exceptions import ClickException  # typer vendors click; no public name
-
-    args = sys.argv[1:] if argv is None else argv
+    args = hoist_root_options(sys.argv[1:] if argv is None else argv)
     try:
         code = app(args=args, prog_name="videogen", standalone_mode=False)
-    except ClickException as exc:
+    except typer.TyperException as exc:  # typer's usage errors (public since typer 0.28)
         if not exc.format_message():
             sys.exit(exc.exit_code)  # no command given: the help was just printed
         ctx = getattr(exc, "ctx", None)

@@ -15,7 +15,7 @@ from videogen_cli.errors import NotIdempotentError, UsageError
 
 
 def refund(
-    job_id: Annotated[str, typer.Argument(help="The job's UUID.")],
+    job_id: Annotated[str, typer.Argument(metavar="JOB_ID", help="The job's UUID.")],
     reason: Annotated[
         str, typer.Option("--reason", help="Why the credits go back (kept in the ledger).")
     ],
@@ -41,9 +41,11 @@ def refund(
 
     Examples:
 
-      $ videogen refund 0b7e… --reason "video was blank (ticket 4411)" --dry-run
-
-      $ videogen refund 0b7e… --reason "duplicate order" --credits 4 --operator alice --yes
+    ```
+    $ videogen refund JOB_ID --reason "video was blank (ticket 4411)" --dry-run
+    $ videogen refund JOB_ID --reason "duplicate order" --credits 4 \\
+        --operator alice --yes
+    ```
     """
     with open_session(json_mode) as s:
         who = operator or s.settings.operator or _login_name()
@@ -104,7 +106,10 @@ def grant(
 
     Example:
 
-      $ videogen grant --user 2c6f… --credits 50 --reason "beta tester" --operator alice --yes
+    ```
+    $ videogen grant --user USER_ID --credits 50 --reason "beta tester" \\
+        --operator alice --yes
+    ```
     """
     from videogen_cli.core.credits import check_grant_input
     from videogen_cli.core.credits import grant as do_grant
@@ -134,7 +139,9 @@ def _print_refund(s: Session, report: RefundReport) -> None:
 
 
 def replay_key(
-    key: Annotated[str, typer.Argument(help="An idempotency key printed by `generate`.")],
+    key: Annotated[
+        str, typer.Argument(metavar="KEY", help="An idempotency key printed by `generate`.")
+    ],
     show: Annotated[
         bool, typer.Option("--show", help="Print the stored record; send nothing.")
     ] = False,
@@ -147,9 +154,10 @@ def replay_key(
 
     Examples:
 
-      $ videogen replay-key order-1234
-
-      $ videogen replay-key order-1234 --show --json
+    ```
+    $ videogen replay-key order-1234
+    $ videogen replay-key order-1234 --show --json
+    ```
     """
     from videogen_cli.core.replay import load_record, replay_key
 

@@ -10,9 +10,11 @@ from __future__ import annotations
 import json
 import os
 import sys
+import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, NoReturn
+from dataclasses import dataclass
+from typing import Any, Literal, NoReturn
 
 import typer
 
@@ -20,9 +22,55 @@ from videogen_cli.errors import VideogenError
 
 INTERNAL_ERROR_EXIT = 70  # EX_SOFTWARE: a bug, kept apart from design §4's meanings
 
+# Invisible characters that reorder the text around them (the "Trojan Source" set).
+_BIDI_CONTROLS = frozenset(
+    "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+)
+_NAMED_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def safe_text(value: object) -> str:
+    """Stored text made safe for a terminal: control characters shown escaped.
+
+    Prompts, errors and reasons come from users and from fal. Printed raw, a prompt
+    holding `\\x1b]0;…\\x07` retitles the operator's window and `\\x1b[2J` clears the
+    screen; escaped, they read as text (`\\x1b[2J`). Used by `Output.fields` and
+    `Output.table`, i.e. by every human record and list.
+    """
+    text = str(value)
+    if text.isprintable():
+        return text
+    out = []
+    for ch in text:
+        category = unicodedata.category(ch)
+        if category == "Cc" or category in ("Zl", "Zp") or ch in _BIDI_CONTROLS:
+            code = ord(ch)
+            out.append(
+                _NAMED_ESCAPES.get(ch) or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+            )
+        else:
+            out.append(ch)
+    return "".join(out)
+
 
 def debug_enabled() -> bool:
     return os.environ.get("VIDEOGEN_DEBUG", "") not in ("", "0")
+
+
+def safe_lines(text: str) -> str:
+    """`safe_text` for each line: the line breaks a caller wrote stay, nothing else does.
+
+    Every human line goes through it (`Output.result`, `info`, `error`), so a stored
+    prompt or a fal error quoted in a message or a progress line is escaped too.
+    """
+    return "\n".join(safe_text(line) for line in text.split("\n"))
+
+
+@dataclass(frozen=True)
+class Column:
+    header: str
+    justify: Literal["left", "right"] = "left"
+    ellipsis: bool = False  # the one column that gives way: cut with "…"
 
 
 class Output:
@@ -36,8 +84,8 @@ class Output:
         return sys.stderr.isatty() and os.environ.get("TERM") != "dumb"
 
     def result(self, text: str) -> None:
-        """A human result line on stdout."""
-        sys.stdout.write(text + "\n")
+        """A human result line on stdout (control characters escaped, see `safe_lines`)."""
+        sys.stdout.write(safe_lines(text) + "\n")
         sys.stdout.flush()
 
     def fields(self, data: dict[str, Any]) -> None:
@@ -50,12 +98,59 @@ class Output:
                 shown = json.dumps(value, ensure_ascii=False)
             else:
                 shown = "-" if value is None else str(value)
-            self.result(f"{name + ':':<{width}}{shown}")
+            self.result(f"{name + ':':<{width}}{safe_text(shown)}")
+
+    def table(self, columns: list[Column], rows: list[list[object]]) -> None:
+        """A list as a rich table with a header on stdout; every cell through `safe_text`.
+
+        Nothing is cut silently: ids never shrink, and a column marked `ellipsis` ends
+        its cut text with `…` (`--json` has the full values). Off a terminal the table
+        is as wide as COLUMNS (default 160), so pipes and logs keep whole lines.
+        """
+        from rich.console import Console
+        from rich.table import Table
+        from rich.text import Text
+
+        width = None
+        if not sys.stdout.isatty():
+            try:
+                width = max(40, int(os.environ.get("COLUMNS", "")))
+            except ValueError:
+                width = 160
+        console = Console(file=sys.stdout, width=width, highlight=False, soft_wrap=False)
+        cells = [[safe_text("-" if cell is None else cell) for cell in row] for row in rows]
+        # Rich shrinks columns to nothing when the table is too wide; size them here
+        # instead: every column as wide as its widest cell, the `ellipsis` one gets the rest.
+        natural = [
+            max([len(c.header), *(len(row[i]) for row in cells)]) for i, c in enumerate(columns)
+        ]
+        fixed = sum(w for w, c in zip(natural, columns, strict=True) if not c.ellipsis)
+        gaps = 2 * (len(columns) - 1)
+        rest = console.width - fixed - gaps
+        if rest < 12:  # too narrow: a wider table wraps in the terminal, and cuts nothing
+            rest = 12
+            console = Console(
+                file=sys.stdout, width=fixed + gaps + rest, highlight=False, soft_wrap=False
+            )
+        table = Table(box=None, header_style="bold", pad_edge=False, show_edge=False)
+        for column, size in zip(columns, natural, strict=True):
+            table.add_column(
+                column.header,
+                justify=column.justify,
+                no_wrap=True,
+                overflow="ellipsis",
+                min_width=None if column.ellipsis else size,
+                max_width=min(size, rest) if column.ellipsis else None,
+            )
+        for row in cells:
+            table.add_row(*(Text(cell) for cell in row))
+        console.print(table)
+        sys.stdout.flush()
 
     def info(self, text: str) -> None:
         """Progress or a notice on stderr (human mode only: JSON mode keeps stderr quiet)."""
         if not self.json_mode:
-            sys.stderr.write(text + "\n")
+            sys.stderr.write(safe_lines(text) + "\n")
             sys.stderr.flush()
 
     def json(self, obj: dict[str, Any]) -> None:
@@ -66,26 +161,35 @@ class Output:
         sys.stdout.flush()
 
     # --- environment notice ---------------------------------------------------------------
-    def note_environment(self, backend: str, provider: str, where: str) -> None:
-        """Say when the backend or provider is not the real one (design §3)."""
+    def note_environment(
+        self, backend: str, provider: str, where: str, fal_url: str | None = None
+    ) -> None:
+        """Say on stderr what this command talks to: the database and the provider.
+
+        `where` names the database without credentials (the sandbox file, the Supabase
+        project host, the Postgres host/port/name); `fal_url` is the fal queue when a
+        FAL_KEY is set. JSON objects carry `environment` only when the backend or the
+        provider is not the real one (design §3).
+        """
         if backend == "sandbox" or provider == "simulator":
             self._environment = {"backend": backend, "provider": provider}
-            parts = []
-            if backend == "sandbox":
-                parts.append(f"sandbox database {where}")
-            else:
-                parts.append(f"{backend} backend")
-            parts.append("simulated fal" if provider == "simulator" else "real fal")
-            self.info(f"note: {', '.join(parts)}")
+        parts = [f"sandbox database {where}" if backend == "sandbox" else f"{backend} {where}"]
+        if provider == "simulator":
+            parts.append("simulated fal")
+        elif fal_url:
+            parts.append(f"fal at {fal_url}")
+        else:
+            parts.append("no FAL_KEY (commands that call fal will ask for it)")
+        self.info(f"note: {', '.join(parts)}")
 
     # --- errors ------------------------------------------------------------------------------
     def error(self, exc: VideogenError) -> None:
         if self.json_mode:
             self.json({"error": {"code": exc.code, "message": exc.message, "hint": exc.hint}})
         else:
-            sys.stderr.write(f"error: {exc.message}\n")
+            sys.stderr.write(f"error: {safe_lines(exc.message)}\n")
             if exc.hint:
-                sys.stderr.write(f"hint: {exc.hint}\n")
+                sys.stderr.write(f"hint: {safe_lines(exc.hint)}\n")
             sys.stderr.flush()
 
     def exit_after_result(self, exc: VideogenError) -> NoReturn:

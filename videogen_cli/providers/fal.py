@@ -35,6 +35,7 @@ from urllib.parse import urlsplit
 import httpx
 
 import videogen_cli
+from videogen_cli import debuglog
 from videogen_cli.domain import (
     ProviderHandle,
     ProviderIdentity,
@@ -245,6 +246,7 @@ class FalQueueProvider:
             # Reads follow redirects as fal_client does; httpx drops Authorization when
             # a redirect leaves the origin, so the key cannot follow it elsewhere.
             follow_redirects=True,
+            event_hooks=debuglog.http_event_hooks(),  # the --log-file / VIDEOGEN_LOG lines
         )
 
     def __repr__(self) -> str:
