@@ -22,6 +22,7 @@ from videogen_cli import __version__
 from videogen_cli.config import Settings
 from videogen_cli.core.jobs import JobService
 from videogen_cli.core.requests import MAX_KEY_CHARS, MIN_KEY_CHARS
+from videogen_cli.errors import VideogenError
 from videogen_cli.http import handlers
 from videogen_cli.http.edge import Edge
 from videogen_cli.http.errors import (
@@ -30,6 +31,7 @@ from videogen_cli.http.errors import (
     Answer,
     ApiError,
     error_body,
+    from_videogen_error,
     render,
 )
 from videogen_cli.http.schemas import (
@@ -245,7 +247,12 @@ def _install_error_handlers(app: FastAPI) -> None:
             media_type="application/json",
         )
 
+    async def core_error(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, VideogenError)
+        return _send(from_videogen_error(exc).answer)
+
     app.add_exception_handler(ApiError, api_error)
+    app.add_exception_handler(VideogenError, core_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
 
@@ -263,15 +270,25 @@ def _describe_validation(errors: Any) -> tuple[str, str, str]:
                 handlers.KEY_HINT
             )
     first = errors[0] if errors else {}
-    loc = [str(part) for part in first.get("loc", ())]
+    loc = _field_path(first.get("loc", ()))
+    messages = [str(e.get("msg", "invalid")) for e in errors if _field_path(e.get("loc", ())) == loc]
     where = ".".join(loc[1:]) if loc[:1] == ["body"] else ".".join(loc)
     if loc[:1] == ["body"] and len(loc) == 1:
         where = "body"
-    message = f"{where}: {first.get('msg', 'invalid')}" if where else str(first.get("msg"))
+    said = " or ".join(dict.fromkeys(messages))  # a union field: one message per member
+    message = f"{where}: {said}" if where else said
     hint = f"the request's schema is at {OPENAPI}"
     if loc[:2] == ["query", "job_id"]:
         return "invalid_job_id", message, "send the job_id generate-video returned"
     return "invalid_input", message, hint
+
+
+# The tags pydantic adds to a location inside a union (`duration: int | str`).
+_UNION_TAGS = frozenset({"int", "str", "bool", "float", "none", "dict", "list"})
+
+
+def _field_path(loc: Any) -> list[str]:
+    return [str(part) for part in loc if str(part) not in _UNION_TAGS]
 
 
 def _install_openapi(app: FastAPI) -> None:
