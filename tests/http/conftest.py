@@ -14,6 +14,12 @@ from videogen_cli.http.app import create_app
 from videogen_cli.http.tokens import load_secret, mint
 
 
+@pytest.fixture(autouse=True)
+def no_jwt_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sandbox's own secret unless a test sets SUPABASE_JWT_SECRET itself."""
+    monkeypatch.delenv("SUPABASE_JWT_SECRET", raising=False)
+
+
 @pytest.fixture
 def log_lines() -> list[str]:
     return []
