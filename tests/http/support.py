@@ -38,9 +38,7 @@ class Api:
         """Send the requests at once (concurrently) and return the answers in order."""
 
         async def go() -> list[httpx.Response]:
-            return list(
-                await asyncio.gather(*(self._request(m, p, **kw) for m, p, kw in calls))
-            )
+            return list(await asyncio.gather(*(self._request(m, p, **kw) for m, p, kw in calls)))
 
         return asyncio.run(go())
 
@@ -65,14 +63,10 @@ class Api:
         self, key: str | None, body: dict[str, Any], *, token: str | None = None
     ) -> httpx.Response:
         headers = {} if key is None else {"Idempotency-Key": key}
-        return self.request(
-            "POST", f"{FN}/generate-video", json=body, headers=headers, token=token
-        )
+        return self.request("POST", f"{FN}/generate-video", json=body, headers=headers, token=token)
 
     def status(self, job_id: str, *, token: str | None = None) -> httpx.Response:
-        return self.request(
-            "GET", f"{FN}/get-video-status", params={"job_id": job_id}, token=token
-        )
+        return self.request("GET", f"{FN}/get-video-status", params={"job_id": job_id}, token=token)
 
 
 def token_for(user_id: str, ttl: int = 600) -> str:

@@ -45,6 +45,11 @@ def error(code: str, message: str, hint: str | None) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "hint": hint}}
 
 
+MISSING_KEY = error("idempotency_key_missing", "the Idempotency-Key header is required", KEY_HINT)
+MODELS_HINT = "GET /functions/v1/models lists the models"
+JOB_HINT = "send the job_id generate-video returned"
+
+
 def replay_headers(response: httpx.Response) -> dict[str, str]:
     return {k: v for k, v in response.headers.items() if k in REPLAY}
 
@@ -145,8 +150,8 @@ def test_healthz_says_which_backend_and_provider_answer(api: Api) -> None:
 @pytest.mark.parametrize(
     ("key", "expected"),
     [
-        (None, error("idempotency_key_missing", "the Idempotency-Key header is required", KEY_HINT)),
-        ("", error("idempotency_key_missing", "the Idempotency-Key header is required", KEY_HINT)),
+        (None, MISSING_KEY),
+        ("", MISSING_KEY),
         ("short", error(
             "invalid_idempotency_key",
             "idempotency key must be 8–255 printable characters without spaces", KEY_HINT)),
@@ -271,12 +276,12 @@ def test_missing_invalid_or_expired_token_is_401_on_every_endpoint(
         "no-exp": _signed({"sub": DEMO_USER_ID}),
         "sub-not-uuid": _signed({**good, "sub": "admin"}),
         "other-audience": _signed({**good, "aud": "service"}),
-        "none-alg": jwt.encode(good, None, algorithm="none"),
+        "none-alg": jwt.encode(good, "", algorithm="none"),
     }
     if authorization in tokens:
         authorization = f"Bearer {tokens[authorization]}"
     headers = {} if authorization is None else {"Authorization": authorization}
-    calls = [
+    calls: list[tuple[str, str, dict[str, Any]]] = [
         ("POST", f"{FN}/generate-video", {"json": veo(), "headers": {"Idempotency-Key": "k" * 9}}),
         ("GET", f"{FN}/get-video-status", {"params": {"job_id": str(uuid.uuid4())}}),
         ("GET", f"{FN}/models", {}),
@@ -350,7 +355,7 @@ def test_unknown_model_is_404(api: Api) -> None:
     response = api.generate(new_key(), {**veo(), "model_id": "sora-9"})
     assert (response.status_code, response.json()) == (
         404,
-        error("model_not_found", "model 'sora-9' not found", "GET /functions/v1/models lists the models"),
+        error("model_not_found", "model 'sora-9' not found", MODELS_HINT),
     )  # fmt: skip
 
 
@@ -360,7 +365,7 @@ def test_another_users_job_is_answered_exactly_like_an_unknown_job(api: Api) -> 
     theirs = api.status(job_id, token=stranger)
     assert (theirs.status_code, theirs.json()) == (
         404,
-        error("job_not_found", f"job {job_id} not found", "send the job_id generate-video returned"),
+        error("job_not_found", f"job {job_id} not found", JOB_HINT),
     )  # fmt: skip
     unknown_id = str(uuid.uuid4())
     unknown = api.status(unknown_id)
@@ -612,9 +617,9 @@ def test_one_log_line_per_request_with_user_job_and_key_and_no_token(
     api.status(job_id)
     api.request("GET", f"{FN}/models", auth=False)
     assert len(log_lines) == 3
-    assert f"POST /functions/v1/generate-video 200 " in log_lines[0]
+    assert "POST /functions/v1/generate-video 200 " in log_lines[0]
     assert log_lines[0].endswith(f"user={DEMO_USER_ID} job={job_id} key={key}")
-    assert f"GET /functions/v1/get-video-status 200 " in log_lines[1]
+    assert "GET /functions/v1/get-video-status 200 " in log_lines[1]
     assert f"job={job_id}" in log_lines[1]
     assert "GET /functions/v1/models 401 " in log_lines[2]
     assert all(api.token not in line and "Bearer" not in line for line in log_lines)

@@ -34,6 +34,7 @@ from videogen_cli.http.errors import (
     from_videogen_error,
     render,
 )
+from videogen_cli.http.handlers import KEY_HINT
 from videogen_cli.http.schemas import (
     ErrorResponse,
     GenerateVideoRequest,
@@ -191,7 +192,9 @@ def create_app(
     )
     def healthz() -> Response:
         return _send(
-            Answer(200, {"status": "ok", "backend": settings.backend, "provider": settings.provider})
+            Answer(
+                200, {"status": "ok", "backend": settings.backend, "provider": settings.provider}
+            )
         )
 
     _install_error_handlers(app)
@@ -264,14 +267,14 @@ def _describe_validation(errors: Any) -> tuple[str, str, str]:
         if err.get("type") == "json_invalid":
             return "malformed_json", "the body is not valid JSON", "send a JSON object"
     for err in errors:
-        loc = tuple(err.get("loc", ()))
-        if loc[:1] == ("header",) and str(loc[-1]).lower() == "idempotency-key":
-            return "idempotency_key_missing", "the Idempotency-Key header is required", (
-                handlers.KEY_HINT
-            )
+        place = tuple(err.get("loc", ()))
+        if place[:1] == ("header",) and str(place[-1]).lower() == "idempotency-key":
+            return "idempotency_key_missing", "the Idempotency-Key header is required", KEY_HINT
     first = errors[0] if errors else {}
     loc = _field_path(first.get("loc", ()))
-    messages = [str(e.get("msg", "invalid")) for e in errors if _field_path(e.get("loc", ())) == loc]
+    messages = [
+        str(e.get("msg", "invalid")) for e in errors if _field_path(e.get("loc", ())) == loc
+    ]
     where = ".".join(loc[1:]) if loc[:1] == ["body"] else ".".join(loc)
     if loc[:1] == ["body"] and len(loc) == 1:
         where = "body"

@@ -30,14 +30,18 @@ def idempotency_key(raw: str | None) -> str:
     """The header's key, checked by the core's rule; ApiError 400 when missing or malformed."""
     value = (raw or "").strip()
     if not value:
-        raise ApiError(400, "idempotency_key_missing", "the Idempotency-Key header is required", KEY_HINT)
+        raise ApiError(
+            400, "idempotency_key_missing", "the Idempotency-Key header is required", KEY_HINT
+        )
     if len(value) >= 2 and value[0] == value[-1] == '"':
         # The IETF draft spells the key as a structured-field string ("…"): same key.
         value = value[1:-1]
     try:
         return check_idempotency_key(value)
     except UsageError as exc:
-        raise ApiError(400, "invalid_idempotency_key", for_http(exc.message) or "", KEY_HINT) from None
+        raise ApiError(
+            400, "invalid_idempotency_key", for_http(exc.message) or "", KEY_HINT
+        ) from None
 
 
 def generate_video(
@@ -48,7 +52,9 @@ def generate_video(
         try:
             sent = check_uuid(body.user_id, "user_id")
         except UsageError as exc:
-            raise ApiError(400, exc.code, exc.message, "omit user_id: the token says who you are")
+            raise ApiError(
+                400, exc.code, exc.message, "omit user_id: the token says who you are"
+            ) from None
         if sent != user_id:
             raise ApiError(
                 403,
@@ -121,7 +127,9 @@ def video_status(service: JobService, user_id: str, raw_job_id: str, notes: Any)
     try:
         job_id = check_uuid(raw_job_id, "job_id")
     except UsageError as exc:
-        raise ApiError(400, "invalid_job_id", exc.message, "send the job_id generate-video returned")
+        raise ApiError(
+            400, "invalid_job_id", exc.message, "send the job_id generate-video returned"
+        ) from None
     notes.job = job_id
     try:
         job = service.get_job(job_id)
