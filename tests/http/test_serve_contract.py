@@ -86,3 +86,47 @@ def test_without_a_token_the_answer_is_a_documented_401(contract: Any) -> None:
         assert response.status_code == 401
 
     check()
+
+
+def test_the_document_is_valid_openapi_3_1_with_every_documented_status(isolated_env: Path) -> None:
+    from openapi_spec_validator import validate
+
+    from tests.http.support import Api
+
+    api = Api(create_app(load_settings(), log=lambda _: None), token="")
+    response = api.request("GET", f"{FN}/openapi.json", auth=False)
+    assert response.status_code == 200
+    doc = response.json()
+    validate(doc)  # raises on an invalid document
+    assert doc["openapi"].startswith("3.1.")
+    assert doc["components"]["securitySchemes"] == {
+        "HTTPBearer": {
+            "type": "http",
+            "scheme": "bearer",
+            "bearerFormat": "JWT",
+            "description": "A user token (HS256, `sub` = user id). Sandbox: `videogen token`.",
+        }
+    }
+    generate = doc["paths"]["/functions/v1/generate-video"]["post"]
+    assert generate["security"] == [{"HTTPBearer": []}]
+    (key,) = generate["parameters"]
+    assert (key["name"], key["in"], key["required"]) == ("Idempotency-Key", "header", True)
+    errors = {
+        status: answer["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
+        for status, answer in generate["responses"].items()
+        if status != "200"
+    }
+    assert errors == {
+        **{s: "ErrorResponse" for s in ("400", "401", "402", "403", "404", "409", "422", "500")},
+        "502": "SubmissionFailedResponse",
+        "503": "ErrorResponse",
+    }
+    assert set(generate["responses"]["200"]["headers"]) == {
+        "X-Idempotent-Replay",
+        "Idempotent-Replayed",
+    }
+    status = doc["paths"]["/functions/v1/get-video-status"]["get"]
+    assert set(status["responses"]) == {"200", "400", "401", "404", "500", "503"}
+    assert doc["components"]["schemas"]["ErrorDetail"]["required"] == ["code", "message", "hint"]
+    assert "HTTPValidationError" not in doc["components"]["schemas"]
+    assert "/healthz" in doc["paths"] and "security" not in doc["paths"]["/healthz"]["get"]
