@@ -481,6 +481,15 @@ def test_twenty_concurrent_posts_with_one_key_make_one_job_and_one_charge(api: A
     assert balance(DEMO_USER_ID) == 84
     assert [e.kind.value for e in ledger(DEMO_USER_ID)] == ["grant", "charge"]
     assert len(jobs_of(DEMO_USER_ID)) == 1
+    # Each request had a JobService (one database connection) of its own, given back after.
+    assert 1 < api.app.state.pool.opened <= 20
+
+
+def test_requests_one_after_another_reuse_one_service(api: Api) -> None:
+    for _ in range(5):
+        assert api.request("GET", f"{FN}/models").status_code == 200
+        assert api.status(str(uuid.uuid4())).status_code == 404
+    assert api.app.state.pool.opened == 1
 
 
 # --- 422 ------------------------------------------------------------------------------------

@@ -156,8 +156,8 @@ def create_app(
     ) -> Response:
         key = handlers.idempotency_key(idempotency_key)
         request.state.key = key
-        service = pool.get()
-        return _send(handlers.generate_video(service, user, key, body, request.state))
+        with pool.lease() as service:
+            return _send(handlers.generate_video(service, user, key, body, request.state))
 
     @app.get(
         STATUS,
@@ -171,7 +171,8 @@ def create_app(
         user: User,
         job_id: Annotated[str, Query(json_schema_extra={"format": "uuid"})],
     ) -> Response:
-        return _send(handlers.video_status(pool.get(), user, job_id, request.state))
+        with pool.lease() as service:
+            return _send(handlers.video_status(service, user, job_id, request.state))
 
     @app.get(
         MODELS,
@@ -181,7 +182,8 @@ def create_app(
         responses=_responses(401, 500, 503),
     )
     def list_models(user: User) -> Response:
-        return _send(handlers.models(pool.get()))
+        with pool.lease() as service:
+            return _send(handlers.models(service))
 
     @app.get(
         "/healthz",

@@ -86,9 +86,15 @@ def generate_video(
             )
         answer = first_answer(outcome.job)
         return replace(answer, headers={**answer.headers, **REPLAY_HEADERS})
-    if still_submitting(outcome.job) and outcome.submit_error is not None:
-        # The provider could not be reached and the job was left for reconciliation.
-        raise _with_job(from_videogen_error(outcome.submit_error), outcome.job)
+    if still_submitting(outcome.job):
+        # Charged, not handed over and not failed: the core left the job for `videogen
+        # reconcile` (fal could not be reached and may or may not have the job).
+        error = (
+            from_videogen_error(outcome.submit_error)
+            if outcome.submit_error is not None
+            else ApiError(503, "provider_unavailable", "the job could not be submitted yet")
+        )
+        raise _with_job(error, outcome.job)
     return first_answer(outcome.job)
 
 
