@@ -117,7 +117,7 @@ def test_the_document_is_valid_openapi_3_1_with_every_documented_status(isolated
         if status != "200"
     }
     assert errors == {
-        **{s: "ErrorResponse" for s in ("400", "401", "402", "403", "404", "409", "422", "500")},
+        **dict.fromkeys(("400", "401", "402", "403", "404", "409", "422", "500"), "ErrorResponse"),
         "502": "SubmissionFailedResponse",
         "503": "ErrorResponse",
     }
