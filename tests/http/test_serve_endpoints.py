@@ -346,6 +346,8 @@ def test_a_body_user_id_other_than_the_tokens_is_403(api: Api) -> None:
         ),
     )
     assert balance(DEMO_USER_ID) == 100
+    not_a_uuid = api.generate(new_key(), {**veo(), "user_id": "someone-else"})
+    assert not_a_uuid.status_code == 403
     same = api.generate(new_key(), {**veo(), "user_id": DEMO_USER_ID.upper()})
     assert same.status_code == 200
 
@@ -365,12 +367,10 @@ def test_another_users_job_is_answered_exactly_like_an_unknown_job(api: Api) -> 
     theirs = api.status(job_id, token=stranger)
     assert (theirs.status_code, theirs.json()) == (
         404,
-        error("job_not_found", f"job {job_id} not found", JOB_HINT),
+        error("job_not_found", "job not found", JOB_HINT),
     )  # fmt: skip
-    unknown_id = str(uuid.uuid4())
-    unknown = api.status(unknown_id)
-    assert unknown.status_code == 404
-    assert unknown.content == theirs.content.replace(job_id.encode(), unknown_id.encode())
+    unknown = api.status(str(uuid.uuid4()))
+    assert (unknown.status_code, unknown.content) == (404, theirs.content)
     assert dict(unknown.headers) | {"content-length": "x"} == dict(theirs.headers) | {
         "content-length": "x"
     }

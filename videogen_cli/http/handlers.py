@@ -51,10 +51,8 @@ def generate_video(
     if body.user_id is not None:
         try:
             sent = check_uuid(body.user_id, "user_id")
-        except UsageError as exc:
-            raise ApiError(
-                400, exc.code, exc.message, "omit user_id: the token says who you are"
-            ) from None
+        except UsageError:
+            sent = body.user_id  # not a UUID, so not the token's user either
         if sent != user_id:
             raise ApiError(
                 403,
@@ -163,10 +161,10 @@ def video_status(service: JobService, user_id: str, raw_job_id: str, notes: Any)
 
 
 def _job_not_found(job_id: str) -> ApiError:
-    # The same answer for a job that does not exist and for another user's job: the
-    # app must not learn which job ids exist.
+    # The same answer, byte for byte, for a job that does not exist and for another
+    # user's job: the app must not learn which job ids exist.
     return ApiError(
-        404, "job_not_found", f"job {job_id} not found", "send the job_id generate-video returned"
+        404, "job_not_found", "job not found", "send the job_id generate-video returned"
     )
 
 
