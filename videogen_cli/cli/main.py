@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from videogen_cli import __version__
-from videogen_cli.cli import admin_cmd, helpstyle, jobs_cmd, money_cmd
+from videogen_cli.cli import admin_cmd, helpstyle, jobs_cmd, money_cmd, serve_cmd
 from videogen_cli.cli.common import JsonOpt
 from videogen_cli.cli.output import Output, command_boundary
 
@@ -90,6 +90,8 @@ app.command("credits")(admin_cmd.credits)
 app.command("grant")(money_cmd.grant)
 app.command("config")(admin_cmd.config)
 app.add_typer(admin_cmd.sandbox_app, name="sandbox")
+app.command("serve")(serve_cmd.serve)
+app.command("token")(serve_cmd.token)
 
 db_app = typer.Typer(
     help="The Postgres schema and functions (the SQL contract).",
