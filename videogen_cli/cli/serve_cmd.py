@@ -31,10 +31,12 @@ def serve(
 
     Examples:
 
-      $ videogen serve
+    ```
+    $ videogen serve --port 54321
 
-      $ TOKEN=$(videogen token) && curl -H "Authorization: Bearer $TOKEN" \\
-          http://127.0.0.1:54321/functions/v1/models
+    $ TOKEN=$(videogen token) && curl -H "Authorization: Bearer $TOKEN" \\
+        http://127.0.0.1:54321/functions/v1/models
+    ```
     """
     out = Output(json_mode=False)
     with command_boundary(out):
@@ -73,9 +75,11 @@ def token(
 
     Examples:
 
-      $ TOKEN=$(videogen token)
+    ```
+    $ TOKEN=$(videogen token)
 
-      $ videogen token --user 2f6d…-… --ttl 86400 --json
+    $ videogen token --user USER_ID --ttl 86400 --json
+    ```
     """
     out = Output(json_mode=json_mode)
     with command_boundary(out):
