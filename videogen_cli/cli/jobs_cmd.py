@@ -3,27 +3,23 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from videogen_cli.catalog import DEFAULT_MODEL
 from videogen_cli.cli.common import JsonOpt, Session, open_session, resolve_user
-from videogen_cli.cli.progress import (
-    JsonLinesReporter,
-    LineReporter,
-    LiveReporter,
-    describe,
-)
-from videogen_cli.core.jobs import GenerateOutcome
-from videogen_cli.core.watching import Backoff, WatchResult, watch
-from videogen_cli.domain import Job, JsonDict
+from videogen_cli.core.watching import Backoff, WatchResult
 from videogen_cli.errors import (
     InterruptedError_,
     JobFailedError,
     ProviderError,
     WaitTimeoutError,
 )
+
+if TYPE_CHECKING:
+    from videogen_cli.core.jobs import GenerateOutcome
+    from videogen_cli.domain import Job, JsonDict
 
 WATCH_PANEL = "Watch options (with --watch)"
 
@@ -35,6 +31,10 @@ MaxIntervalOpt = Annotated[float, typer.Option("--max-interval", help="Longest w
 FactorOpt = Annotated[float, typer.Option("--factor", help="Each wait is this times the last.")]
 NoJitterOpt = Annotated[
     bool, typer.Option("--no-jitter", help="Wait exact intervals (jitter spreads pollers).")
+]
+NoStreamOpt = Annotated[
+    bool,
+    typer.Option("--no-stream", help="Poll even where fal serves its status stream."),
 ]
 
 
@@ -75,6 +75,12 @@ def generate(
     ] = 20.0,
     factor: Annotated[float, typer.Option("--factor", rich_help_panel=WATCH_PANEL)] = 2.0,
     no_jitter: Annotated[bool, typer.Option("--no-jitter", rich_help_panel=WATCH_PANEL)] = False,
+    no_stream: Annotated[
+        bool,
+        typer.Option(
+            "--no-stream", rich_help_panel=WATCH_PANEL, help="Poll, even where fal streams."
+        ),
+    ] = False,
     json_mode: JsonOpt = False,
 ) -> None:
     """Create a video job, charging the user's credits exactly once per idempotency key.
@@ -128,7 +134,7 @@ def generate(
                 ),
             )
         if watch_:
-            _watch_and_exit(s, [outcome.job.job_id], timeout, backoff)
+            _watch_and_exit(s, [outcome.job.job_id], timeout, backoff, stream=not no_stream)
 
 
 def _print_generate(s: Session, outcome: GenerateOutcome) -> None:
@@ -168,7 +174,12 @@ def status(
       $ videogen status 0b7e… --no-sync --json
     """
     with open_session(json_mode) as s:
-        outcome = s.service.refresh(job_id, sync=not no_sync)
+        from videogen_cli.core.watching import check_once
+
+        if no_sync:
+            outcome = s.service.refresh(job_id, sync=False)
+        else:
+            outcome = check_once(s.service, job_id)
         if outcome.transient_error:
             s.out.info(f"warning: fal did not answer ({outcome.transient_error}); shown as stored")
         _print_job(s, outcome.job)
@@ -188,10 +199,13 @@ def watch_cmd(
     max_interval: MaxIntervalOpt = 20.0,
     factor: FactorOpt = 2.0,
     no_jitter: NoJitterOpt = False,
+    no_stream: NoStreamOpt = False,
     json_mode: JsonOpt = False,
 ) -> None:
-    """Follow jobs until they finish, backing off 5 s → 10 s → 20 s between polls.
+    """Follow jobs until they finish: over fal's status stream where served, else
+    polling with backoff 5 s → 10 s → 20 s.
 
+    Many jobs share at most 32 connections to fal, each job on its own schedule.
     Exit 0 when all completed, 1 when any failed, 6 when the deadline passed first
     (the jobs keep running on fal; run the same command again to resume), 130 on
     Ctrl-C.
@@ -203,10 +217,16 @@ def watch_cmd(
       $ videogen watch 0b7e… 4c1d… --json | jq .status
     """
     with open_session(json_mode) as s:
-        _watch_and_exit(s, job_ids, timeout, Backoff(interval, max_interval, factor, not no_jitter))
+        backoff = Backoff(interval, max_interval, factor, not no_jitter)
+        _watch_and_exit(s, job_ids, timeout, backoff, stream=not no_stream)
 
 
-def _watch_and_exit(s: Session, job_ids: list[str], timeout: float, backoff: Backoff) -> None:
+def _watch_and_exit(
+    s: Session, job_ids: list[str], timeout: float, backoff: Backoff, *, stream: bool = True
+) -> None:
+    from videogen_cli.cli.progress import JsonLinesReporter, LineReporter, LiveReporter
+    from videogen_cli.core.watching import watch
+
     reporter: JsonLinesReporter | LineReporter | LiveReporter
     if s.out.json_mode:
         reporter = JsonLinesReporter(s.out)
@@ -217,18 +237,30 @@ def _watch_and_exit(s: Session, job_ids: list[str], timeout: float, backoff: Bac
     resume = "videogen watch " + " ".join(job_ids)
     try:
         with reporter:
-            result = watch(s.service, job_ids, timeout=timeout, backoff=backoff, reporter=reporter)
+            result = watch(
+                s.service,
+                job_ids,
+                timeout=timeout,
+                backoff=backoff,
+                reporter=reporter,
+                stream=stream,
+            )
     except KeyboardInterrupt:
         raise InterruptedError_(
             "interrupted; the jobs keep running on fal", hint=f"resume with: {resume}"
         ) from None
-    _finish_watch(s, result, timeout, resume)
+    _finish_watch(s, result, timeout, resume, reporter.printed)
 
 
-def _finish_watch(s: Session, result: WatchResult, timeout: float, resume: str) -> None:
+def _finish_watch(
+    s: Session, result: WatchResult, timeout: float, resume: str, printed: set[str]
+) -> None:
+    from videogen_cli.cli.progress import describe
+
     if not s.out.json_mode:
         for job in result.jobs.values():
-            s.out.result(f"{job.job_id} {describe(job)}")
+            if job.job_id not in printed:  # off a terminal, finished jobs are printed already
+                s.out.result(f"{job.job_id} {describe(job)}")
     if result.failed:
         ids = ", ".join(j.job_id for j in result.failed)
         s.out.exit_after_result(

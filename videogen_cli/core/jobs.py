@@ -155,10 +155,19 @@ class JobService:
         return job
 
     def refresh(
-        self, job_id: str, *, sync: bool = True, known: Job | None = None
+        self,
+        job_id: str,
+        *,
+        sync: bool = True,
+        known: Job | None = None,
+        fetch: Callable[[ProviderHandle], ProviderStatus] | None = None,
     ) -> RefreshOutcome:
         """Read the job (or take ``known``, just read by the caller); if it is still
-        running, ask the provider and store what it says."""
+        running, ask the provider and store what it says.
+
+        ``fetch`` replaces the status poll (`watch` passes the first event of the status
+        stream), so every rule here applies to a streamed status too.
+        """
         job = known if known is not None else self.get_job(job_id)
         if job.status.terminal or not sync:
             return RefreshOutcome(job)
@@ -169,7 +178,7 @@ class JobService:
             return RefreshOutcome(job)
         handle = provider_handle(job)
         try:
-            status = self.provider.status(handle)
+            status = (fetch or self.provider.status)(handle)
             job = self.apply_provider_status(job, status)
         except ProviderError as exc:
             if exc.code == "provider_auth":

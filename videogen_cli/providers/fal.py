@@ -59,6 +59,9 @@ MAX_CONNECTIONS = 32
 # for longer than this is treated as broken and the caller falls back to polling.
 STREAM_KEEPALIVE_SECONDS = 15.0
 STREAM_QUIET_SECONDS = STREAM_KEEPALIVE_SECONDS + 5.0
+# How far one stream read may outlast the watch deadline before the stream is reopened
+# with a read timeout clipped to what is left.
+STREAM_DEADLINE_SLACK = 1.0
 BACKOFF_SECONDS = (0.5, 1.0)  # before attempt 2 and attempt 3
 _INGRESS_STATUSES = frozenset({502, 503, 504})
 _MAX_LINE = 300  # describe_error output stays one readable line
@@ -403,9 +406,10 @@ class FalQueueProvider:
         deadline came first) or ``provider_auth`` (401/403).
 
         Each read may wait at most the quiet limit, clipped to the deadline at open.
-        When less than the quiet limit is left before the deadline, the stream is
-        reopened with the read timeout clipped to what is left, so no read can outlive
-        the deadline (one more request, only in the last seconds of a watch).
+        When a line arrives and that read timeout would now outlast the deadline by more
+        than ``STREAM_DEADLINE_SLACK``, the stream is reopened with the timeout clipped
+        to what is left (one more request, only in the last 20 s of a watch), so no read
+        outlives the deadline by more than that slack.
         """
         status_url, _, _ = self._urls(handle)
         url = f"{status_url.rstrip('/')}/stream"
@@ -460,21 +464,24 @@ class FalQueueProvider:
                 )
             data: list[str] = []
             for line in response.iter_lines():
-                if self.deadline is not None and not clipped:
-                    if self.deadline - self._monotonic() < STREAM_QUIET_SECONDS:
-                        return True  # reopen with the read timeout clipped to the deadline
-                if line.startswith(":"):
-                    continue  # keep-alive comment
                 if line.startswith("data:"):
                     data.append(line[5:].removeprefix(" "))
-                    continue
-                if line or not data:
-                    continue  # other fields (event:, id:, retry:) carry nothing we use
-                status = self._stream_event("\n".join(data), request_id)
-                data = []
-                yield status
-                if status.state is ProviderState.COMPLETED:
-                    return False
+                elif not line and data:  # a blank line ends the event
+                    status = self._stream_event("\n".join(data), request_id)
+                    data = []
+                    yield status
+                    if status.state is ProviderState.COMPLETED:
+                        return False
+                # Anything else is a keep-alive comment (":") or a field we do not use.
+                if self.deadline is not None:
+                    left = self.deadline - self._monotonic()
+                    if left <= 0:
+                        raise ProviderError(
+                            "deadline reached while following the fal status stream",
+                            code="provider_timeout",
+                        )
+                    if read_limit - left > STREAM_DEADLINE_SLACK:
+                        return True  # reopen: the next read must not outlive the deadline
         except httpx.ReadTimeout:
             if clipped:
                 raise ProviderError(

@@ -58,7 +58,7 @@ PROMPT_WORDS: dict[str, str] = {
     "sim:flaky": "status polls hit 429 and 503 gateway errors (4 calls in 6); it still completes",
     "sim:requeue": "goes IN_PROGRESS -> IN_QUEUE once (a server-side retry), then completes later",
     "sim:no-stream": "the status stream is refused (405): watch falls back to polling",
-    "sim:stream-drop": "the status stream closes after its first event: watch falls back to polling",
+    "sim:stream-drop": "the status stream breaks after its first event; watch falls back to polls",
     "sim:stream-quiet": "the status stream goes silent after its first event, no keep-alives",
 }
 
