@@ -62,7 +62,9 @@ def test_ctrl_c_during_watch_exits_130_and_says_how_to_resume(isolated_env: Path
     import signal
     import time
 
-    env = dict(os.environ)
+    # sim:slow lasts 600 simulated seconds: 60 s at speed 10, still running at the Ctrl-C
+    # however slow the machine (at the tests' speed 1000 it would be over in 0.6 s).
+    env = {**os.environ, "VIDEOGEN_SIM_SPEED": "10"}
     gen = videogen("generate", "--prompt", "sim:slow boat", "--duration", "4s", "--json", env=env)
     stdout, stderr = gen.communicate(timeout=60)
     assert gen.returncode == 0, stderr

@@ -202,10 +202,10 @@ def watch_cmd(
     no_stream: NoStreamOpt = False,
     json_mode: JsonOpt = False,
 ) -> None:
-    """Follow jobs until they finish: over fal's status stream where served, else
-    polling with backoff 5 s → 10 s → 20 s.
+    """Follow jobs until they finish, over fal's status stream or by polling.
 
-    Many jobs share at most 32 connections to fal, each job on its own schedule.
+    Where fal serves no stream (or with --no-stream) it polls, backing off 5 s → 10 s →
+    20 s. Many jobs share at most 32 connections to fal, each on its own schedule.
     Exit 0 when all completed, 1 when any failed, 6 when the deadline passed first
     (the jobs keep running on fal; run the same command again to resume), 130 on
     Ctrl-C.

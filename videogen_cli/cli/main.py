@@ -1,18 +1,137 @@
-"""The `videogen` command: wiring only. Each command lives in a module of its own."""
+"""The `videogen` command: wiring only. Each command lives in a module of its own.
+
+Start-up is kept to what the command being run needs (README "Start-up"): commands
+are listed in ``COMMANDS`` by module and function name and imported only when that
+command runs or shows its help; `videogen --help` is drawn from ``COMMANDS`` alone.
+Typer 0.29 builds a pydantic ``TypeAdapter`` for every option it parses (and imports
+pydantic for it); ``_plain_options`` replaces that for the plain types our options use.
+"""
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import sys
-from typing import Annotated
+import textwrap
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from typer.core import TyperGroup
 
 from videogen_cli import __version__
-from videogen_cli.cli import admin_cmd, jobs_cmd, money_cmd
-from videogen_cli.cli.common import JsonOpt
+from videogen_cli.cli.options import JsonOpt
 from videogen_cli.cli.output import Output, command_boundary
+
+if TYPE_CHECKING:
+    from typer import _click
+
+# One line per command: name -> (module in videogen_cli.cli, function, one-line summary).
+# The summary is the first line of the function's docstring (tests/test_watch_startup.py
+# keeps them equal); it lets `videogen --help` list the commands without importing them.
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "generate": (
+        "jobs_cmd",
+        "generate",
+        "Create a video job, charging the user's credits exactly once per idempotency key.",
+    ),
+    "status": (
+        "jobs_cmd",
+        "status",
+        "Show a job; if it is still running, ask fal first and store what it says.",
+    ),
+    "watch": (
+        "jobs_cmd",
+        "watch_cmd",
+        "Follow jobs until they finish, over fal's status stream or by polling.",
+    ),
+    "refund": (
+        "money_cmd",
+        "refund",
+        "Give a finished job's credits back to its user: at most once per job, on record.",
+    ),
+    "replay-key": (
+        "money_cmd",
+        "replay_key",
+        "Send a stored request again with its key and check nothing is charged twice.",
+    ),
+    "models": (
+        "admin_cmd",
+        "models",
+        "List the models, their price and the settings each accepts.",
+    ),
+    "jobs": ("admin_cmd", "jobs", "List recent jobs, newest first."),
+    "credits": (
+        "admin_cmd",
+        "credits",
+        "Show a user's balance and latest ledger rows (who moved what, and why).",
+    ),
+    "grant": (
+        "money_cmd",
+        "grant",
+        "Add credits to a user's account, creating it when new; on record in the ledger.",
+    ),
+    "config": (
+        "admin_cmd",
+        "config",
+        "Show which backend and provider the environment selects (secrets masked).",
+    ),
+    "db": ("main", "db_app", "The Postgres schema and functions (the SQL contract)."),
+}
+
+
+class LazyGroup(TyperGroup):
+    """The root group: imports a command's module only when that command is resolved."""
+
+    def list_commands(self, ctx: _click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: _click.Context, cmd_name: str) -> _click.Command | None:
+        entry = COMMANDS.get(cmd_name)
+        if entry is None:
+            return super().get_command(ctx, cmd_name)
+        module_name, attr, _ = entry
+        target = getattr(importlib.import_module(f"videogen_cli.cli.{module_name}"), attr)
+        if isinstance(target, typer.Typer):
+            command = typer.main.get_command(target)
+        else:
+            single = typer.Typer(
+                add_completion=False,
+                rich_markup_mode="markdown",
+                context_settings={"help_option_names": ["-h", "--help"]},
+            )
+            single.command(cmd_name)(target)
+            command = typer.main.get_command(single)
+        command.name = cmd_name
+        return command
+
+    def format_help(self, ctx: _click.Context, formatter: _click.HelpFormatter) -> None:
+        # Typer's rich help imports rich.markdown, markdown-it and pygments (about half
+        # of a bare `import typer` again); the root help needs none of them.
+        from rich.console import Console
+        from rich.panel import Panel
+        from rich.text import Text
+
+        console = Console(highlight=False)
+        console.print(Text(f"\n Usage: {ctx.command_path} [OPTIONS] COMMAND [ARGS]...\n"))
+        for paragraph in (self.help or "").strip().split("\n\n"):
+            console.print(Text(" " + " ".join(paragraph.split()) + "\n"))
+        options: list[tuple[str, str]] = []
+        for param in self.get_params(ctx):
+            names = sorted([*param.opts, *param.secondary_opts], key=len, reverse=True)
+            options.append((", ".join(names), getattr(param, "help", None) or ""))
+        commands = [(name, summary) for name, (_, _, summary) in COMMANDS.items()]
+        for title, rows in (("Options", options), ("Commands", commands)):
+            left_width = max(len(left) for left, _ in rows) + 2
+            right_width = max(20, console.width - 4 - left_width)
+            lines: list[str] = []
+            for left, right in rows:
+                wrapped = textwrap.wrap(right, right_width) or [""]
+                lines.append(f"{left:<{left_width}}{wrapped[0]}")
+                lines.extend(" " * left_width + more for more in wrapped[1:])
+            body = Text("\n".join(lines))
+            console.print(Panel(body, title=title, title_align="left", border_style="dim"))
+
 
 HELP = """Operate and test the video-generation backend: credits, jobs, fal.ai.
 
@@ -26,6 +145,7 @@ rule, 5 backend or provider unavailable, 6 watch deadline passed, 130 interrupte
 
 app = typer.Typer(
     name="videogen",
+    cls=LazyGroup,
     help=HELP,
     no_args_is_help=True,
     add_completion=False,
@@ -55,23 +175,11 @@ def _root(
         os.environ["VIDEOGEN_DEBUG"] = "1"
 
 
-app.command("generate")(jobs_cmd.generate)
-app.command("status")(jobs_cmd.status)
-app.command("watch")(jobs_cmd.watch_cmd)
-app.command("refund")(money_cmd.refund)
-app.command("replay-key")(money_cmd.replay_key)
-app.command("models")(admin_cmd.models)
-app.command("jobs")(admin_cmd.jobs)
-app.command("credits")(admin_cmd.credits)
-app.command("grant")(money_cmd.grant)
-app.command("config")(admin_cmd.config)
-
 db_app = typer.Typer(
     help="The Postgres schema and functions (the SQL contract).",
     no_args_is_help=True,
     rich_markup_mode="markdown",
 )
-app.add_typer(db_app, name="db")
 
 
 @db_app.command("sql")
@@ -116,6 +224,72 @@ def db_migrate(json_mode: JsonOpt = False) -> None:
             out.json({"migrated": True, "database_url": where.describe()["database_url"]})
         else:
             out.result(f"migrated {where.describe()['database_url']}")
+
+
+def _plain_options() -> None:
+    """Parse options of plain types (str, int, float, bool, lists of them) without
+    pydantic: Typer 0.29 builds a pydantic TypeAdapter per option when it parses a
+    command (importing pydantic for --help alone), ~10 ms each on this machine's
+    measure in `make bench`. Other types, and other Typer versions, keep Typer's way.
+    """
+    try:
+        from typer import core as typer_core
+        from typer._click.exceptions import BadParameter
+        from typer._coercion import RuntimeParam
+    except ImportError:  # pragma: no cover - another Typer layout: nothing to avoid
+        return
+    original = getattr(typer_core._TyperParameter, "get_runtime_param", None)
+    if original is None:  # pragma: no cover
+        return
+
+    plain = {str: str, int: int, float: float, bool: _parse_bool}
+
+    class PlainParam(RuntimeParam):
+        def _coerce_value(self, value: Any, param: Any, ctx: Any) -> Any:
+            item_type = self.annotation
+            if getattr(item_type, "__origin__", None) is list:
+                (item_type,) = item_type.__args__
+                return [self._one(item_type, v, param, ctx) for v in value]
+            return self._one(item_type, value, param, ctx)
+
+        def _one(self, kind: type, value: Any, param: Any, ctx: Any) -> Any:
+            if isinstance(value, kind) and not (kind is int and isinstance(value, bool)):
+                return value
+            try:
+                return plain[kind](value)  # type: ignore[operator]
+            except (TypeError, ValueError):
+                raise BadParameter(
+                    f"{value!r} is not a valid {kind.__name__}.", ctx=ctx, param=param
+                ) from None
+
+    def get_runtime_param(self: Any) -> Any:
+        if self._runtime_param is None:
+            annotation = self.type_descriptor.annotation
+            item = annotation
+            if getattr(annotation, "__origin__", None) is list:
+                item = annotation.__args__[0]
+            info = self.type_descriptor.parameter_info
+            simple = item in plain and info.parser is None and not getattr(info, "click_type", None)
+            if (
+                simple
+                and self.type_descriptor.file_annotation is None
+                and not (self.type_descriptor.is_ranged)
+            ):
+                self._runtime_param = PlainParam(parameter_info=info, annotation=annotation)
+        return original(self)
+
+    typer_core._TyperParameter.get_runtime_param = get_runtime_param  # type: ignore[method-assign]
+
+
+def _parse_bool(value: object) -> bool:
+    words = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
+    text = str(value).strip().lower()
+    if text not in words:
+        raise ValueError(value)
+    return words[text]
+
+
+_plain_options()
 
 
 def main(argv: list[str] | None = None) -> None:
