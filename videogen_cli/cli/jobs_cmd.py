@@ -9,7 +9,6 @@ import typer
 
 from videogen_cli.catalog import DEFAULT_MODEL
 from videogen_cli.cli.common import JsonOpt, Session, open_session, resolve_user
-from videogen_cli.core.watching import Backoff, WatchResult
 from videogen_cli.errors import (
     InterruptedError_,
     JobFailedError,
@@ -19,6 +18,7 @@ from videogen_cli.errors import (
 
 if TYPE_CHECKING:
     from videogen_cli.core.jobs import GenerateOutcome
+    from videogen_cli.core.watching import Backoff, WatchResult
     from videogen_cli.domain import Job, JsonDict
 
 WATCH_PANEL = "Watch options (with --watch)"
@@ -96,6 +96,8 @@ def generate(
       $ videogen generate -m veo3.1-i2v --image-url https://example.com/cat.png \\
           -p "the cat jumps" --idempotency-key order-1234
     """
+    from videogen_cli.core.watching import Backoff
+
     backoff = Backoff(interval, max_interval, factor, not no_jitter)
     with open_session(json_mode) as s:
         from videogen_cli.core.requests import prepare_request
@@ -216,6 +218,8 @@ def watch_cmd(
 
       $ videogen watch 0b7e… 4c1d… --json | jq .status
     """
+    from videogen_cli.core.watching import Backoff
+
     with open_session(json_mode) as s:
         backoff = Backoff(interval, max_interval, factor, not no_jitter)
         _watch_and_exit(s, job_ids, timeout, backoff, stream=not no_stream)

@@ -469,9 +469,13 @@ class FalQueueProvider:
                 elif not line and data:  # a blank line ends the event
                     status = self._stream_event("\n".join(data), request_id)
                     data = []
-                    yield status
                     if status.state is ProviderState.COMPLETED:
+                        # fal closes the stream now; so do we, before the caller fetches
+                        # the result, so one caller never holds two connections.
+                        response.close()
+                        yield status
                         return False
+                    yield status
                 # Anything else is a keep-alive comment (":") or a field we do not use.
                 if self.deadline is not None:
                     left = self.deadline - self._monotonic()
