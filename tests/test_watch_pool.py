@@ -62,8 +62,8 @@ class _Counted(httpx.SyncByteStream):
         yield from self.inner
 
     def close(self) -> None:
-        if self.leave is not None:
-            self.leave, leave = None, self.leave
+        leave, self.leave = self.leave, None
+        if leave is not None:
             leave()
         close = getattr(self.inner, "close", None)
         if close is not None:

@@ -79,8 +79,8 @@ class _Closing(httpx.SyncByteStream):
         yield from self.inner
 
     def close(self) -> None:
-        if self.leave is not None:
-            self.leave, leave = None, self.leave
+        leave, self.leave = self.leave, None
+        if leave is not None:
             leave()
         getattr(self.inner, "close", lambda: None)()
 

@@ -4,7 +4,7 @@ All three reporters implement the core's `WatchReporter`. The live display draws
 stderr only when stderr is a terminal; CI logs get one line per status change plus a
 heartbeat every minute, so a silent job is never mistaken for a hung one. Off a
 terminal a job's final state is printed once, on stdout, as it happens (README
-"Watching jobs").
+"Commands").
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Following jobs until they finish or a deadline passes (README "Watching jobs").
+"""Following jobs until they finish or a deadline passes (README "Commands").
 
 Each running job is followed over the provider's status stream when it serves one
 (fal's SSE stream: a change is seen as it happens, in one request), and otherwise
