@@ -1,9 +1,8 @@
 """The `videogen` command: wiring only. Each command lives in a module of its own.
 
 Start-up is kept to what the command being run needs (tests/test_watch_startup.py):
-commands
-are listed in ``COMMANDS`` by module and function name and imported only when that
-command runs or shows its help; `videogen --help` is drawn from ``COMMANDS`` alone.
+commands are listed in ``COMMANDS`` by module and function name and imported only
+when that command runs or shows its help; `videogen --help` is drawn from ``COMMANDS``.
 Typer 0.29 builds a pydantic ``TypeAdapter`` for every option it parses (and imports
 pydantic for it); ``_plain_options`` replaces that for the plain types our options use.
 """
