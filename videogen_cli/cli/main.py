@@ -17,7 +17,7 @@ import textwrap
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
 from videogen_cli import __version__
 from videogen_cli.cli.options import JsonOpt
@@ -100,37 +100,104 @@ class LazyGroup(TyperGroup):
                 rich_markup_mode="markdown",
                 context_settings={"help_option_names": ["-h", "--help"]},
             )
-            single.command(cmd_name)(target)
+            single.command(cmd_name, cls=LightCommand)(target)
             command = typer.main.get_command(single)
         command.name = cmd_name
         return command
 
     def format_help(self, ctx: _click.Context, formatter: _click.HelpFormatter) -> None:
-        # Typer's rich help imports rich.markdown, markdown-it and pygments (about half
-        # of a bare `import typer` again); the root help needs none of them.
-        from rich.console import Console
-        from rich.panel import Panel
-        from rich.text import Text
-
-        console = Console(highlight=False)
-        console.print(Text(f"\n Usage: {ctx.command_path} [OPTIONS] COMMAND [ARGS]...\n"))
-        for paragraph in (self.help or "").strip().split("\n\n"):
-            console.print(Text(" " + " ".join(paragraph.split()) + "\n"))
-        options: list[tuple[str, str]] = []
-        for param in self.get_params(ctx):
-            names = sorted([*param.opts, *param.secondary_opts], key=len, reverse=True)
-            options.append((", ".join(names), getattr(param, "help", None) or ""))
+        options = [_option_row(param, ctx) for param in self.get_params(ctx)]
         commands = [(name, summary) for name, (_, _, summary) in COMMANDS.items()]
-        for title, rows in (("Options", options), ("Commands", commands)):
-            left_width = max(len(left) for left, _ in rows) + 2
-            right_width = max(20, console.width - 4 - left_width)
-            lines: list[str] = []
-            for left, right in rows:
-                wrapped = textwrap.wrap(right, right_width) or [""]
-                lines.append(f"{left:<{left_width}}{wrapped[0]}")
-                lines.extend(" " * left_width + more for more in wrapped[1:])
-            body = Text("\n".join(lines))
-            console.print(Panel(body, title=title, title_align="left", border_style="dim"))
+        usage = f"{ctx.command_path} [OPTIONS] COMMAND [ARGS]..."
+        _print_help(usage, self.help or "", [("Options", options), ("Commands", commands)])
+
+
+class LightCommand(TyperCommand):
+    """A command whose help is drawn by ``_print_help``, not by typer.rich_utils."""
+
+    def format_help(self, ctx: _click.Context, formatter: _click.HelpFormatter) -> None:
+        panels: dict[str, list[tuple[str, str]]] = {}
+        pieces = [ctx.command_path, "[OPTIONS]"]
+        for param in self.get_params(ctx):
+            if getattr(param, "hidden", False):
+                continue
+            if param.param_type_name == "argument":
+                name = (param.name or "").upper() + ("..." if param.nargs == -1 else "")
+                pieces.append(name if param.required else f"[{name}]")
+                panels.setdefault("Arguments", []).append(_argument_row(param, name))
+            else:
+                title = getattr(param, "rich_help_panel", None) or "Options"
+                panels.setdefault(title, []).append(_option_row(param, ctx))
+        ordered = sorted(panels.items(), key=lambda item: item[0] != "Arguments")
+        _print_help(" ".join(pieces), self.help or "", ordered)
+
+
+_METAVARS = {str: "TEXT", float: "FLOAT", int: "INTEGER"}
+
+
+def _describe(param: _click.Parameter) -> str:
+    text = (getattr(param, "help", None) or "").replace("`", "")
+    default = param.default
+    if param.required:
+        text += " [required]"
+    elif default not in (None, False, (), []) and not callable(default):
+        text += f" [default: {default}]"
+    return text.strip()
+
+
+def _option_row(param: _click.Parameter, ctx: _click.Context) -> tuple[str, str]:
+    names = ", ".join(sorted([*param.opts, *param.secondary_opts], key=len, reverse=True))
+    if not getattr(param, "is_flag", False):
+        annotation = getattr(getattr(param, "type_descriptor", None), "annotation", str)
+        names += " " + _METAVARS.get(annotation, "VALUE")
+    return (("* " if param.required else "  ") + names, _describe(param))
+
+
+def _argument_row(param: _click.Parameter, name: str) -> tuple[str, str]:
+    return (("* " if param.required else "  ") + name, _describe(param))
+
+
+def _print_help(usage: str, text: str, panels: list[tuple[str, list[tuple[str, str]]]]) -> None:
+    """Usage, the docstring and one panel per group of rows, in Typer's layout.
+
+    Typer's rich help imports rich.markdown, markdown-it and pygments, about half of a
+    bare `import typer` again; this needs only rich.panel. Example lines (`$ …`) and
+    their continuation lines are printed as written.
+    """
+    from rich.console import Console
+    from rich.panel import Panel
+    from rich.text import Text
+
+    console = Console(highlight=False)
+    console.print(Text(f"\n Usage: {usage}\n"))
+    width = max(40, console.width - 1)
+    for paragraph in inspect_cleandoc(text).split("\n\n"):
+        lines = paragraph.splitlines()
+        if lines and lines[0].lstrip().startswith("$"):  # an example: as written
+            console.print(Text("\n".join(" " + line for line in lines) + "\n"))
+        else:
+            plain = " ".join(paragraph.replace("`", "").split())
+            filled = textwrap.fill(plain, width, initial_indent=" ", subsequent_indent=" ")
+            console.print(Text(filled + "\n"))
+    for title, rows in panels:
+        if not rows:
+            continue
+        left_width = max(len(left) for left, _ in rows) + 2
+        right_width = max(20, console.width - 4 - left_width)
+        out: list[str] = []
+        for left, right in rows:
+            wrapped = textwrap.wrap(right, right_width) or [""]
+            out.append(f"{left:<{left_width}}{wrapped[0]}")
+            out.extend(" " * left_width + more for more in wrapped[1:])
+        console.print(
+            Panel(Text("\n".join(out)), title=title, title_align="left", border_style="dim")
+        )
+
+
+def inspect_cleandoc(text: str) -> str:
+    import inspect
+
+    return inspect.cleandoc(text)
 
 
 HELP = """Operate and test the video-generation backend: credits, jobs, fal.ai.
