@@ -57,3 +57,10 @@ def test_root_help_lists_every_command() -> None:
     assert result.exit_code == 0
     for name in COMMANDS:
         assert f"│ {name} " in result.stdout
+
+
+def test_the_default_model_shown_by_generate_is_the_catalogs() -> None:
+    from videogen_cli import catalog
+    from videogen_cli.cli import options
+
+    assert options.DEFAULT_MODEL == catalog.DEFAULT_MODEL

@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from videogen_cli.catalog import DEFAULT_MODEL
 from videogen_cli.cli.common import JsonOpt, Session, open_session, resolve_user
+from videogen_cli.cli.options import DEFAULT_MODEL
 from videogen_cli.errors import (
     InterruptedError_,
     JobFailedError,

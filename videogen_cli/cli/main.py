@@ -10,7 +10,6 @@ pydantic for it); ``_plain_options`` replaces that for the plain types our optio
 from __future__ import annotations
 
 import importlib
-import json
 import os
 import sys
 import textwrap
@@ -190,7 +189,7 @@ def _print_help(usage: str, text: str, panels: list[tuple[str, list[tuple[str, s
             out.append(f"{left:<{left_width}}{wrapped[0]}")
             out.extend(" " * left_width + more for more in wrapped[1:])
         console.print(
-            Panel(Text("\n".join(out)), title=title, title_align="left", border_style="dim")
+            Panel(Text("\n".join(out)), title=Text(title), title_align="left", border_style="dim")
         )
 
 
@@ -373,6 +372,8 @@ def main(argv: list[str] | None = None) -> None:
         where = ctx.command_path if ctx is not None else "videogen"
         hint = f"see: {where} --help"
         if "--json" in args:
+            import json
+
             error = {"code": "invalid_input", "message": exc.format_message(), "hint": hint}
             sys.stdout.write(json.dumps({"error": error}) + "\n")
         else:
