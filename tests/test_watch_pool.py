@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import re
 import threading
 import uuid
@@ -15,7 +16,7 @@ import pytest
 from tests.support.fakes import FakeClock
 from videogen_cli.catalog import DEMO_USER_ID
 from videogen_cli.cli.output import Output
-from videogen_cli.cli.progress import LineReporter, provider_note
+from videogen_cli.cli.progress import RECENT_CHANGES, LineReporter, LiveReporter, provider_note
 from videogen_cli.core.jobs import JobService, SystemClock
 from videogen_cli.core.requests import prepare_request
 from videogen_cli.core.watching import Backoff, watch
@@ -217,3 +218,46 @@ def test_the_deadline_is_shown_in_plain_words() -> None:
         "deadline reached"
     )
     assert provider_note("HTTP 503: busy") == "provider: HTTP 503: busy"
+
+
+def _job(n: int, status: JobStatus, error: str | None = None) -> Job:
+    from datetime import UTC, datetime
+
+    now = datetime(2026, 11, 25, tzinfo=UTC)
+    return Job(
+        job_id=f"00000000-0000-4000-a000-{n:012d}",
+        user_id=DEMO_USER_ID,
+        model="veo3.1",
+        status=status,
+        prompt="a boat",
+        settings={},
+        credits_used=16,
+        refunded_credits=16 if error else 0,
+        created_at=now,
+        updated_at=now,
+        error=error,
+    )
+
+
+def _text(reporter: LiveReporter) -> str:
+    from rich.console import Console
+
+    console = Console(width=200, record=True, file=io.StringIO())
+    console.print(reporter._render())
+    return console.export_text()
+
+
+def test_live_table_has_an_error_column_and_a_summary_above_twenty_jobs() -> None:
+    clock = FakeClock()
+    few = LiveReporter(clock)
+    few.polled(_job(1, JobStatus.FAILED, "Runner disconnected"), changed=True, transient_error=None)
+    text = _text(few)
+    assert "error" in text.splitlines()[0] and "Runner disconnected" in text
+    many = LiveReporter(clock)
+    for n in range(30):
+        status = JobStatus.COMPLETED if n % 3 == 0 else JobStatus.PROCESSING
+        many.polled(_job(n, status), changed=True, transient_error=None)
+    lines = _text(many).splitlines()
+    assert "30 jobs" in lines[1] and "20 processing, 10 completed" in lines[1]
+    assert len(lines) == 2 + RECENT_CHANGES  # header, summary, the latest changes
+    assert lines[2].startswith(_job(29, JobStatus.PROCESSING).job_id)  # newest first
