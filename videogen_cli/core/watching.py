@@ -216,6 +216,7 @@ class _Track:
     """One job's place in the schedule."""
 
     index: int
+    key: str  # the id as the caller gave it (the key of WatchResult.jobs)
     job: Job
     signature: tuple[str, int | None] | None = None
     attempt: int = 0  # polls made since the last reset of its backoff
@@ -259,7 +260,7 @@ class _Watch:
         self.clock = service.clock
         self.timeout = timeout
         self.deadline = math.inf  # set by run(), once the provider is ready
-        self.tracks = [_Track(i, job) for i, job in enumerate(result.jobs.values())]
+        self.tracks = [_Track(i, key, job) for i, (key, job) in enumerate(result.jobs.items())]
         self.events: queue.SimpleQueue[_Event] = queue.SimpleQueue()
         self.tasks: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
         running = sum(1 for t in self.tracks if not t.job.status.terminal)
@@ -422,7 +423,7 @@ class _Watch:
         changed = track.signature != signature
         track.signature = signature
         track.job = job
-        self.result.jobs[job.job_id] = job
+        self.result.jobs[track.key] = job
         self.reporter.polled(job, changed=changed, transient_error=transient_error)
 
     def _stop(self) -> None:
