@@ -160,8 +160,10 @@ def test_watch_without_a_terminal_prints_one_line_per_change() -> None:
     assert result.exit_code == 0, result.output
     progress = [line for line in result.stderr.splitlines() if line.startswith("[")]
     assert len(progress) == len({line.split("] ", 1)[1] for line in progress})
-    assert progress[-1].endswith(result.stdout.strip().split(" ", 1)[1])
+    # The final state is printed once, on stdout only (not again on stderr).
     assert result.stdout.startswith(f"{job_id} completed https://")
+    assert len(result.stdout.splitlines()) == 1
+    assert "completed" not in result.stderr
 
 
 def test_status_no_sync_reads_the_database_only() -> None:

@@ -66,10 +66,9 @@ def test_ctrl_c_during_watch_exits_130_and_says_how_to_resume(isolated_env: Path
     import signal
     import time
 
-    # Real time: at the tests' speed of 1000 a `sim:slow` job ends in 0.6 s, and the
-    # signal could land after the watch loop (no resume hint then). The speed is fixed
-    # at submit, so this job stays running for 10 minutes whatever the watcher's speed.
-    env = {**os.environ, "VIDEOGEN_SIM_SPEED": "1"}
+    # sim:slow lasts 600 simulated seconds: 60 s at speed 10, still running at the Ctrl-C
+    # however slow the machine (at the tests' speed 1000 it would be over in 0.6 s).
+    env = {**os.environ, "VIDEOGEN_SIM_SPEED": "10"}
     gen = videogen("generate", "--prompt", "sim:slow boat", "--duration", "4s", "--json", env=env)
     stdout, stderr = gen.communicate(timeout=60)
     assert gen.returncode == 0, stderr

@@ -436,10 +436,13 @@ def test_prompt_words_are_documented() -> None:
     assert sorted(PROMPT_WORDS) == [
         "sim:fail",
         "sim:flaky",
+        "sim:no-stream",
         "sim:refuse",
         "sim:requeue",
         "sim:result-error",
         "sim:slow",
+        "sim:stream-drop",
+        "sim:stream-quiet",
     ]
     assert all(0 < len(text) <= 90 and "\n" not in text for text in PROMPT_WORDS.values())
 

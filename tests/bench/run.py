@@ -3,6 +3,11 @@
 Goals (a 2-core machine): `videogen --help` under 400 ms; a sandbox generate (charge,
 submit to the simulator, record) under 50 ms in-process; a replay under 10 ms; ten
 concurrent processes with one key under 5 s in all.
+
+Then the `watch` and start-up figures of issue 11, each a ratio measured in this run
+(tests/bench/watch_bench.py): lag and requests for one job with and without the status
+stream, 200 jobs against one at 100 ms of fal latency, peak memory for 500 jobs, and
+start-up against a bare `import typer, rich.console` and a bare Typer app.
 """
 
 from __future__ import annotations
@@ -113,6 +118,10 @@ def main() -> None:
         assert all(p.wait() == 0 for p in procs)
 
     row("10 processes, one key (wall time)", timed(ten_processes, 3), 5000)
+
+    from tests.bench.watch_bench import main as watch_bench
+
+    watch_bench()
 
 
 if __name__ == "__main__":

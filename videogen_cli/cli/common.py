@@ -5,17 +5,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Annotated
+from typing import TYPE_CHECKING
 
-import typer
-
+from videogen_cli.cli.options import JsonOpt
 from videogen_cli.cli.output import Output, command_boundary
-from videogen_cli.config import Settings, load_settings
-from videogen_cli.core.jobs import JobService
 
-JsonOpt = Annotated[
-    bool, typer.Option("--json", help="Print JSON on stdout (one object; `watch`: one per line).")
-]
+if TYPE_CHECKING:  # imported when a session opens: `--help` needs neither
+    from videogen_cli.config import Settings
+    from videogen_cli.core.jobs import JobService
+
+__all__ = ["JsonOpt", "Session", "open_session", "resolve_user"]
 
 
 @dataclass
@@ -31,6 +30,7 @@ def open_session(json_mode: bool) -> Iterator[Session]:
     out = Output(json_mode=json_mode)
     with command_boundary(out):
         from videogen_cli.bootstrap import build_service
+        from videogen_cli.config import load_settings
 
         settings = load_settings()
         service = build_service(settings)

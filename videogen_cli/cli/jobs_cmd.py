@@ -3,27 +3,23 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from videogen_cli.catalog import DEFAULT_MODEL
 from videogen_cli.cli.common import JsonOpt, Session, open_session, resolve_user
-from videogen_cli.cli.progress import (
-    JsonLinesReporter,
-    LineReporter,
-    LiveReporter,
-    describe,
-)
-from videogen_cli.core.jobs import GenerateOutcome
-from videogen_cli.core.watching import Backoff, WatchResult, watch
-from videogen_cli.domain import Job, JsonDict
+from videogen_cli.cli.options import DEFAULT_MODEL
 from videogen_cli.errors import (
     InterruptedError_,
     JobFailedError,
     ProviderError,
     WaitTimeoutError,
 )
+
+if TYPE_CHECKING:
+    from videogen_cli.core.jobs import GenerateOutcome
+    from videogen_cli.core.watching import Backoff, WatchResult
+    from videogen_cli.domain import Job, JsonDict
 
 WATCH_PANEL = "Watch options (with --watch)"
 
@@ -35,6 +31,10 @@ MaxIntervalOpt = Annotated[float, typer.Option("--max-interval", help="Longest w
 FactorOpt = Annotated[float, typer.Option("--factor", help="Each wait is this times the last.")]
 NoJitterOpt = Annotated[
     bool, typer.Option("--no-jitter", help="Wait exact intervals (jitter spreads pollers).")
+]
+NoStreamOpt = Annotated[
+    bool,
+    typer.Option("--no-stream", help="Poll even where fal serves its status stream."),
 ]
 
 
@@ -98,6 +98,12 @@ def generate(
             help="Wait exact intervals (jitter spreads pollers).",
         ),
     ] = False,
+    no_stream: Annotated[
+        bool,
+        typer.Option(
+            "--no-stream", rich_help_panel=WATCH_PANEL, help="Poll, even where fal streams."
+        ),
+    ] = False,
     json_mode: JsonOpt = False,
 ) -> None:
     """Create a video job, charging the user's credits exactly once per idempotency key.
@@ -114,6 +120,8 @@ def generate(
         -p "the cat jumps" --idempotency-key order-1234
     ```
     """
+    from videogen_cli.core.watching import Backoff
+
     backoff = Backoff(interval, max_interval, factor, not no_jitter)
     with open_session(json_mode) as s:
         from videogen_cli.core.requests import prepare_request
@@ -152,7 +160,7 @@ def generate(
                 ),
             )
         if watch_:
-            _watch_and_exit(s, [outcome.job.job_id], timeout, backoff)
+            _watch_and_exit(s, [outcome.job.job_id], timeout, backoff, stream=not no_stream)
 
 
 def _print_generate(s: Session, outcome: GenerateOutcome) -> None:
@@ -193,7 +201,12 @@ def status(
     ```
     """
     with open_session(json_mode) as s:
-        outcome = s.service.refresh(job_id, sync=not no_sync)
+        from videogen_cli.core.watching import check_once
+
+        if no_sync:
+            outcome = s.service.refresh(job_id, sync=False)
+        else:
+            outcome = check_once(s.service, job_id)
         if outcome.transient_error:
             s.out.info(f"warning: fal did not answer ({outcome.transient_error}); shown as stored")
         _print_job(s, outcome.job)
@@ -213,10 +226,13 @@ def watch_cmd(
     max_interval: MaxIntervalOpt = 20.0,
     factor: FactorOpt = 2.0,
     no_jitter: NoJitterOpt = False,
+    no_stream: NoStreamOpt = False,
     json_mode: JsonOpt = False,
 ) -> None:
-    """Follow jobs until they finish, backing off 5 s → 10 s → 20 s between polls.
+    """Follow jobs until they finish, over fal's status stream or by polling.
 
+    Where fal serves no stream (or with --no-stream) it polls, backing off 5 s → 10 s →
+    20 s. Many jobs share at most 32 connections to fal, each on its own schedule.
     Exit 0 when all completed, 1 when any failed, 6 when the deadline passed first
     (the jobs keep running on fal; run the same command again to resume), 130 on
     Ctrl-C.
@@ -228,11 +244,19 @@ def watch_cmd(
     $ videogen watch JOB_ID OTHER_JOB_ID --json | jq .status
     ```
     """
+    from videogen_cli.core.watching import Backoff
+
     with open_session(json_mode) as s:
-        _watch_and_exit(s, job_ids, timeout, Backoff(interval, max_interval, factor, not no_jitter))
+        backoff = Backoff(interval, max_interval, factor, not no_jitter)
+        _watch_and_exit(s, job_ids, timeout, backoff, stream=not no_stream)
 
 
-def _watch_and_exit(s: Session, job_ids: list[str], timeout: float, backoff: Backoff) -> None:
+def _watch_and_exit(
+    s: Session, job_ids: list[str], timeout: float, backoff: Backoff, *, stream: bool = True
+) -> None:
+    from videogen_cli.cli.progress import JsonLinesReporter, LineReporter, LiveReporter
+    from videogen_cli.core.watching import watch
+
     reporter: JsonLinesReporter | LineReporter | LiveReporter
     if s.out.json_mode:
         reporter = JsonLinesReporter(s.out)
@@ -243,18 +267,30 @@ def _watch_and_exit(s: Session, job_ids: list[str], timeout: float, backoff: Bac
     resume = "videogen watch " + " ".join(job_ids)
     try:
         with reporter:
-            result = watch(s.service, job_ids, timeout=timeout, backoff=backoff, reporter=reporter)
+            result = watch(
+                s.service,
+                job_ids,
+                timeout=timeout,
+                backoff=backoff,
+                reporter=reporter,
+                stream=stream,
+            )
     except KeyboardInterrupt:
         raise InterruptedError_(
             "interrupted; the jobs keep running on fal", hint=f"resume with: {resume}"
         ) from None
-    _finish_watch(s, result, timeout, resume)
+    _finish_watch(s, result, timeout, resume, reporter.printed)
 
 
-def _finish_watch(s: Session, result: WatchResult, timeout: float, resume: str) -> None:
+def _finish_watch(
+    s: Session, result: WatchResult, timeout: float, resume: str, printed: set[str]
+) -> None:
+    from videogen_cli.cli.progress import describe
+
     if not s.out.json_mode:
         for job in result.jobs.values():
-            s.out.result(f"{job.job_id} {describe(job)}")
+            if job.job_id not in printed:  # off a terminal, finished jobs are printed already
+                s.out.result(f"{job.job_id} {describe(job)}")
     if result.failed:
         ids = ", ".join(j.job_id for j in result.failed)
         s.out.exit_after_result(

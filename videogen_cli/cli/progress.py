@@ -2,19 +2,27 @@
 
 All three reporters implement the core's `WatchReporter`. The live display draws on
 stderr only when stderr is a terminal; CI logs get one line per status change plus a
-heartbeat, so a silent job is never mistaken for a hung one.
+heartbeat every minute, so a silent job is never mistaken for a hung one. Off a
+terminal a job's final state is printed once, on stdout, as it happens (README
+"Commands").
 """
 
 from __future__ import annotations
 
 import time
+from collections import Counter, deque
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from videogen_cli.cli.output import Output
-from videogen_cli.domain import Job
+if TYPE_CHECKING:
+    from videogen_cli.cli.output import Output
+    from videogen_cli.domain import Job
 
 HEARTBEAT_SECONDS = 60.0
+# Above this many jobs the live table shows a summary row and the latest changes.
+LIVE_ROWS = 20
+RECENT_CHANGES = 10
+_STATUSES = ("pending", "processing", "completed", "failed")
 
 
 def describe(job: Job) -> str:
@@ -29,11 +37,26 @@ def describe(job: Job) -> str:
     return text
 
 
+def provider_note(transient_error: str) -> str:
+    """What to show for a transient provider problem: the deadline in plain words, not
+    the adapter's internal message."""
+    if transient_error.startswith("deadline reached"):
+        return "deadline reached"
+    return f"provider: {transient_error}"
+
+
+def counts(jobs: Any) -> str:
+    """`2 processing, 1 completed` in a fixed status order."""
+    tally = Counter(job.status.value for job in jobs)
+    return ", ".join(f"{tally[s]} {s}" for s in _STATUSES if tally[s])
+
+
 class JsonLinesReporter:
     """`--json`: one job object per line, one line per change."""
 
     def __init__(self, out: Output) -> None:
         self.out = out
+        self.printed: set[str] = set()
 
     def polled(self, job: Job, *, changed: bool, transient_error: str | None) -> None:
         if changed:
@@ -50,13 +73,16 @@ class JsonLinesReporter:
 
 
 class LineReporter:
-    """No terminal: one stderr line per status change, and a heartbeat while waiting."""
+    """No terminal: one stderr line per status change, a heartbeat each minute, and
+    each job's final state once, on stdout, when it is reached."""
 
     def __init__(self, out: Output, clock: Any = time) -> None:
         self.out = out
         self.clock = clock
         self.started = clock.monotonic()
         self.last_line = self.started
+        self.jobs: dict[str, Job] = {}
+        self.printed: set[str] = set()  # jobs whose result line is on stdout already
 
     def _line(self, text: str) -> None:
         elapsed = self.clock.monotonic() - self.started
@@ -64,12 +90,34 @@ class LineReporter:
         self.last_line = self.clock.monotonic()
 
     def polled(self, job: Job, *, changed: bool, transient_error: str | None) -> None:
-        if changed:
+        self.jobs[job.job_id] = job
+        if changed and job.status.terminal:
+            self.out.result(f"{job.job_id} {describe(job)}")
+            self.printed.add(job.job_id)
+            self.last_line = self.clock.monotonic()
+        elif changed:
             self._line(f"job {job.job_id} {describe(job)}")
         elif transient_error:
-            self._line(f"job {job.job_id} still {job.status.value}; provider: {transient_error}")
-        elif self.clock.monotonic() - self.last_line >= HEARTBEAT_SECONDS:
-            self._line(f"job {job.job_id} still {describe(job)}")
+            self._line(
+                f"job {job.job_id} still {job.status.value}; {provider_note(transient_error)}"
+            )
+
+    def following(self, job_id: str, streaming: bool, reason: str | None) -> None:
+        if not streaming and reason:
+            self._line(f"job {job_id}: status stream unavailable ({reason}); polling instead")
+
+    def tick(self) -> float:
+        """Called by the watch loop; prints the heartbeat when a minute passed in silence
+        and says when it wants to be called again."""
+        quiet: float = self.clock.monotonic() - self.last_line
+        if quiet >= HEARTBEAT_SECONDS:
+            running = [j for j in self.jobs.values() if not j.status.terminal]
+            if len(self.jobs) == 1 and running:
+                self._line(f"job {running[0].job_id} still {describe(running[0])}")
+            elif running:
+                self._line(f"still running: {counts(self.jobs.values())}")
+            quiet = 0.0
+        return HEARTBEAT_SECONDS - quiet
 
     def waiting(self, seconds: float) -> None:
         pass
@@ -82,7 +130,11 @@ class LineReporter:
 
 
 class LiveReporter:
-    """A terminal: a rich Live table on stderr, redrawn as polls and waits happen."""
+    """A terminal: a rich Live table on stderr, redrawn a few times a second.
+
+    Up to ``LIVE_ROWS`` jobs, one row each; beyond, a summary row with the count per
+    status and the most recent changes, so 500 jobs stay readable.
+    """
 
     def __init__(self, clock: Any = time) -> None:
         from rich.console import Console
@@ -93,7 +145,10 @@ class LiveReporter:
         self.jobs: dict[str, Job] = {}
         self.polls: dict[str, int] = {}
         self.notes: dict[str, str] = {}
+        self.streaming: set[str] = set()
+        self.recent: deque[str] = deque(maxlen=RECENT_CHANGES)
         self.next_poll_at: float | None = None
+        self.printed: set[str] = set()
         self.console = Console(stderr=True)
         self.live = Live(
             self._render(), console=self.console, refresh_per_second=4, transient=False
@@ -104,37 +159,65 @@ class LiveReporter:
         from rich.table import Table
 
         table = Table(box=None, pad_edge=False, show_edge=False)
-        for column in ("job", "status", "queue", "elapsed", "polls", "next poll"):
+        for column in ("job", "status", "queue", "elapsed", "polls", "next poll", "error"):
             table.add_column(column, overflow="fold")
         now = self.clock.monotonic()
         wait = ""
         if self.next_poll_at is not None:
             wait = f"{max(0.0, self.next_poll_at - now):.0f}s"
-        for job_id, job in self.jobs.items():
+        shown = list(self.jobs)
+        if len(shown) > LIVE_ROWS:
+            running = sum(1 for j in self.jobs.values() if not j.status.terminal)
+            table.add_row(
+                f"[bold]{len(shown)} jobs[/]",
+                counts(self.jobs.values()),
+                "",
+                f"{now - self.started:.0f}s",
+                str(sum(self.polls.values())),
+                f"{running} running",
+                "",
+            )
+            shown = list(reversed(self.recent))
+        for job_id in shown:
+            job = self.jobs[job_id]
             status = job.status.value
             style = {"completed": "green", "failed": "red", "processing": "cyan"}.get(status, "")
             cell = f"[{style}]{status}[/]" if style else status
             if self.notes.get(job_id):
                 cell += f" [dim]{self.notes[job_id]}[/]"
+            next_poll = "live" if job_id in self.streaming else wait
             table.add_row(
                 job_id,
                 cell,
                 "" if job.queue_position is None else str(job.queue_position),
                 f"{now - self.started:.0f}s",
                 str(self.polls.get(job_id, 0)),
-                "" if job.status.terminal else wait,
+                "" if job.status.terminal else next_poll,
+                job.error or "",
             )
         return table
 
     def polled(self, job: Job, *, changed: bool, transient_error: str | None) -> None:
         self.jobs[job.job_id] = job
         self.polls[job.job_id] = self.polls.get(job.job_id, 0) + 1
-        self.notes[job.job_id] = f"provider: {transient_error}" if transient_error else ""
-        self.live.refresh()
+        self.notes[job.job_id] = provider_note(transient_error) if transient_error else ""
+        if changed:
+            if job.job_id in self.recent:
+                self.recent.remove(job.job_id)
+            self.recent.append(job.job_id)
+        if job.status.terminal:
+            self.streaming.discard(job.job_id)
+        if len(self.jobs) <= LIVE_ROWS:
+            self.live.refresh()  # many jobs: the 4-per-second auto refresh is enough
+
+    def following(self, job_id: str, streaming: bool, reason: str | None) -> None:
+        if streaming:
+            self.streaming.add(job_id)
+        else:
+            self.streaming.discard(job_id)
 
     def waiting(self, seconds: float) -> None:
         self.next_poll_at = self.clock.monotonic() + seconds
-        self.live.refresh()
 
     def __enter__(self) -> LiveReporter:
         self.live.start()

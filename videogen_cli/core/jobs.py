@@ -13,7 +13,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from videogen_cli.core.requests import PreparedRequest, check_idempotency_key, check_uuid
-from videogen_cli.domain import Job, JobStatus, NewJob, ProviderHandle, ProviderState
+from videogen_cli.domain import (
+    Job,
+    JobStatus,
+    NewJob,
+    ProviderHandle,
+    ProviderState,
+    ProviderStatus,
+)
 from videogen_cli.errors import NotFoundError, ProviderError, RefusedError, VideogenError
 from videogen_cli.ports import JobStore, VideoProvider
 
@@ -47,6 +54,17 @@ class RefreshOutcome:
     job: Job
     # Transient provider trouble seen during this refresh: the job was left as it was.
     transient_error: str | None = None
+
+
+def provider_handle(job: Job) -> ProviderHandle:
+    """What the provider needs to follow a submitted job."""
+    return ProviderHandle(
+        endpoint_id=job.endpoint_id or "",
+        request_id=job.provider_request_id or "",
+        status_url=job.status_url,
+        response_url=job.response_url,
+        cancel_url=job.cancel_url,
+    )
 
 
 class JobService:
@@ -138,9 +156,21 @@ class JobService:
             )
         return job
 
-    def refresh(self, job_id: str, *, sync: bool = True) -> RefreshOutcome:
-        """Read the job; if it is still running, ask the provider and store what it says."""
-        job = self.get_job(job_id)
+    def refresh(
+        self,
+        job_id: str,
+        *,
+        sync: bool = True,
+        known: Job | None = None,
+        fetch: Callable[[ProviderHandle], ProviderStatus] | None = None,
+    ) -> RefreshOutcome:
+        """Read the job (or take ``known``, just read by the caller); if it is still
+        running, ask the provider and store what it says.
+
+        ``fetch`` replaces the status poll (`watch` passes the first event of the status
+        stream), so every rule here applies to a streamed status too.
+        """
+        job = known if known is not None else self.get_job(job_id)
         if job.status.terminal or not sync:
             return RefreshOutcome(job)
         if job.provider_request_id is None:
@@ -148,34 +178,10 @@ class JobService:
             if age > self.submit_grace_seconds:
                 return RefreshOutcome(self.store.fail_job(job.job_id, NEVER_SUBMITTED))
             return RefreshOutcome(job)
-        handle = ProviderHandle(
-            endpoint_id=job.endpoint_id or "",
-            request_id=job.provider_request_id,
-            status_url=job.status_url,
-            response_url=job.response_url,
-            cancel_url=job.cancel_url,
-        )
+        handle = provider_handle(job)
         try:
-            status = self.provider.status(handle)
-            if status.state is ProviderState.IN_QUEUE:
-                job = self.store.apply_status(
-                    job.job_id, JobStatus.PENDING, queue_position=status.queue_position
-                )
-            elif status.state is ProviderState.IN_PROGRESS:
-                job = self.store.apply_status(job.job_id, JobStatus.PROCESSING)
-            elif status.error:
-                job = self.store.fail_job(job.job_id, status.error)
-            else:
-                result = self.provider.result(handle)
-                if result.video_url:
-                    job = self.store.apply_status(
-                        job.job_id,
-                        JobStatus.COMPLETED,
-                        video_url=result.video_url,
-                        thumbnail_url=result.thumbnail_url,
-                    )
-                else:
-                    job = self.store.fail_job(job.job_id, result.error or "no video in the result")
+            status = (fetch or self.provider.status)(handle)
+            job = self.apply_provider_status(job, status)
         except ProviderError as exc:
             if exc.code == "provider_auth":
                 raise  # a wrong key is not transient: say so now
@@ -186,6 +192,31 @@ class JobService:
                 return RefreshOutcome(failed)
             return RefreshOutcome(job, transient_error=exc.message)
         return RefreshOutcome(job)
+
+    def apply_provider_status(self, job: Job, status: ProviderStatus) -> Job:
+        """Store what the provider said about a running job: polled by `refresh`, or one
+        event of the status stream (`watch`); both take this one path.
+
+        COMPLETED fetches the result first (a video, or the job's own error). Raises
+        ProviderError when that fetch fails; the job is then left as it was.
+        """
+        if status.state is ProviderState.IN_QUEUE:
+            return self.store.apply_status(
+                job.job_id, JobStatus.PENDING, queue_position=status.queue_position
+            )
+        if status.state is ProviderState.IN_PROGRESS:
+            return self.store.apply_status(job.job_id, JobStatus.PROCESSING)
+        if status.error:
+            return self.store.fail_job(job.job_id, status.error)
+        result = self.provider.result(provider_handle(job))
+        if result.video_url:
+            return self.store.apply_status(
+                job.job_id,
+                JobStatus.COMPLETED,
+                video_url=result.video_url,
+                thumbnail_url=result.thumbnail_url,
+            )
+        return self.store.fail_job(job.job_id, result.error or "no video in the result")
 
     def _cancel_quietly(self, endpoint_id: str, request_id: str) -> None:
         try:

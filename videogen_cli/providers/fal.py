@@ -28,7 +28,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
@@ -54,6 +54,16 @@ DEFAULT_BASE_URL = "https://queue.fal.run"
 # Namespaced apps keep three parts in their app id (fal_client APP_NAMESPACES).
 APP_NAMESPACES = ("workflows", "comfy")
 MAX_ATTEMPTS = 3
+# At most this many requests in flight to fal from one process (a watch of many jobs
+# shares one client; the pool makes the others wait for a free connection).
+MAX_CONNECTIONS = 32
+# fal sends a comment line every 15 s on a status stream (reference §5a); a stream quiet
+# for longer than this is treated as broken and the caller falls back to polling.
+STREAM_KEEPALIVE_SECONDS = 15.0
+STREAM_QUIET_SECONDS = STREAM_KEEPALIVE_SECONDS + 5.0
+# How far one stream read may outlast the watch deadline before the stream is reopened
+# with a read timeout clipped to what is left.
+STREAM_DEADLINE_SLACK = 1.0
 BACKOFF_SECONDS = (0.5, 1.0)  # before attempt 2 and attempt 3
 _INGRESS_STATUSES = frozenset({502, 503, 504})
 _MAX_LINE = 300  # describe_error output stays one readable line
@@ -213,6 +223,7 @@ class FalQueueProvider:
         sleep: Callable[[float], None] = time.sleep,
         monotonic: Callable[[], float] = time.monotonic,
         name: str = "fal",
+        max_connections: int = MAX_CONNECTIONS,
     ) -> None:
         key = api_key.strip()
         # A key with control or non-ASCII characters would make the HTTP layer raise an
@@ -247,6 +258,9 @@ class FalQueueProvider:
             # a redirect leaves the origin, so the key cannot follow it elsewhere.
             follow_redirects=True,
             event_hooks=debuglog.http_event_hooks(),  # the --log-file / VIDEOGEN_LOG lines
+            limits=httpx.Limits(
+                max_connections=max_connections, max_keepalive_connections=max_connections
+            ),
         )
 
     def __repr__(self) -> str:
@@ -385,6 +399,132 @@ class FalQueueProvider:
         if code == 404:
             return "NOT_FOUND"
         self._protocol_error("cancel", response)
+
+    def stream_status(self, handle: ProviderHandle) -> Iterator[ProviderStatus]:
+        """Follow the request over fal's status stream (SSE, reference §5a).
+
+        Yields one ``ProviderStatus`` per ``data:`` event and returns after COMPLETED.
+        One attempt, no retries: every failure is the caller's cue to poll instead.
+        Raises ProviderError with ``provider_stream_refused`` (any non-2xx or non-SSE
+        answer at open), ``provider_stream_broken`` (transport error, unreadable event,
+        or the stream ended before COMPLETED), ``provider_stream_quiet`` (nothing, not
+        even a keep-alive, for ``STREAM_QUIET_SECONDS``), ``provider_timeout`` (the
+        deadline came first) or ``provider_auth`` (401/403).
+
+        Each read may wait at most the quiet limit, clipped to the deadline at open.
+        When a line arrives and that read timeout would now outlast the deadline by more
+        than ``STREAM_DEADLINE_SLACK``, the stream is reopened with the timeout clipped
+        to what is left (one more request, only in the last 20 s of a watch), so no read
+        outlives the deadline by more than that slack.
+        """
+        status_url, _, _ = self._urls(handle)
+        url = f"{status_url.rstrip('/')}/stream"
+        while True:
+            read_limit = STREAM_QUIET_SECONDS
+            clipped = False
+            if self.deadline is not None:
+                left = self.deadline - self._monotonic()
+                if left <= 0:
+                    raise ProviderError(
+                        f"deadline reached before the fal GET {_path(url)} was sent",
+                        code="provider_timeout",
+                    )
+                if left < read_limit:
+                    read_limit, clipped = left, True
+            reopen = yield from self._stream_once(url, handle.request_id, read_limit, clipped)
+            if not reopen:
+                return
+
+    def _stream_once(
+        self, url: str, request_id: str, read_limit: float, clipped: bool
+    ) -> Generator[ProviderStatus, None, bool]:
+        """One stream request; returns True when it should be reopened with a shorter
+        read limit (the deadline came within the quiet limit)."""
+        request = self._client.build_request(
+            "GET",
+            url,
+            params={"logs": "0"},
+            headers={"Accept": "text/event-stream"},
+            timeout=httpx.Timeout(read_limit, connect=min(10.0, read_limit)),
+        )
+        try:
+            response = self._client.send(request, stream=True)
+        except (httpx.UnsupportedProtocol, httpx.LocalProtocolError) as exc:
+            self._unusable(exc)
+        except httpx.TransportError as exc:
+            raise ProviderError(
+                f"fal status stream not opened: {self._transport_text(exc)}",
+                code="provider_stream_broken",
+            ) from None
+        try:
+            code = response.status_code
+            if code in (401, 403):
+                response.read()
+                self._auth_failed(code, self._describe(response))
+            kind = response.headers.get("content-type", "")
+            if not 200 <= code < 300 or not kind.startswith("text/event-stream"):
+                response.read()
+                raise ProviderError(
+                    f"fal refused the status stream (HTTP {code}): {self._describe(response)}",
+                    code="provider_stream_refused",
+                )
+            data: list[str] = []
+            for line in response.iter_lines():
+                if line.startswith("data:"):
+                    data.append(line[5:].removeprefix(" "))
+                elif not line and data:  # a blank line ends the event
+                    status = self._stream_event("\n".join(data), request_id)
+                    data = []
+                    if status.state is ProviderState.COMPLETED:
+                        # fal closes the stream now; so do we, before the caller fetches
+                        # the result, so one caller never holds two connections.
+                        response.close()
+                        yield status
+                        return False
+                    yield status
+                # Anything else is a keep-alive comment (":") or a field we do not use.
+                if self.deadline is not None:
+                    left = self.deadline - self._monotonic()
+                    if left <= 0:
+                        raise ProviderError(
+                            "deadline reached while following the fal status stream",
+                            code="provider_timeout",
+                        )
+                    if read_limit - left > STREAM_DEADLINE_SLACK:
+                        return True  # reopen: the next read must not outlive the deadline
+        except httpx.ReadTimeout:
+            if clipped:
+                raise ProviderError(
+                    "deadline reached while following the fal status stream",
+                    code="provider_timeout",
+                ) from None
+            raise ProviderError(
+                f"the fal status stream was silent for {STREAM_QUIET_SECONDS:g} s",
+                code="provider_stream_quiet",
+            ) from None
+        except httpx.TransportError as exc:
+            raise ProviderError(
+                f"the fal status stream broke: {self._transport_text(exc)}",
+                code="provider_stream_broken",
+            ) from None
+        finally:
+            response.close()
+        raise ProviderError(
+            "the fal status stream ended before the request completed",
+            code="provider_stream_broken",
+        )
+
+    def _stream_event(self, data: str, request_id: str) -> ProviderStatus:
+        body = _json_or_none(data.encode())
+        status = _status_from_body(body) if isinstance(body, dict) else None
+        if status is None:
+            raise ProviderError(
+                self._scrub(
+                    f"unreadable event on the fal status stream of {request_id}: {data[:120]!r}"
+                ),
+                code="provider_stream_broken",
+            )
+        return status
 
     def close(self) -> None:
         self._client.close()
@@ -557,6 +697,23 @@ def _origin(url: str) -> tuple[str, str]:
 
 def _path(url: str) -> str:
     return urlsplit(url).path
+
+
+def _status_from_body(body: dict[str, Any]) -> ProviderStatus | None:
+    """A status object (as polled, or as one stream event) → ProviderStatus; None when
+    its ``status`` is not one of fal's three states."""
+    try:
+        state = ProviderState(str(body.get("status")))
+    except ValueError:
+        return None
+    if state is ProviderState.IN_QUEUE:
+        return ProviderStatus(state=state, queue_position=_int_or_none(body.get("queue_position")))
+    if state is ProviderState.COMPLETED:
+        error = _text_or_none(body.get("error"))
+        error_type = _text_or_none(body.get("error_type"))
+        if error or error_type:
+            return ProviderStatus(state=state, error=error or error_type, error_type=error_type)
+    return ProviderStatus(state=state)
 
 
 def _int_or_none(value: object) -> int | None:

@@ -57,6 +57,9 @@ PROMPT_WORDS: dict[str, str] = {
     "sim:slow": "stays IN_PROGRESS for 10 minutes, outliving a short --timeout",
     "sim:flaky": "status polls hit 429 and 503 gateway errors (4 calls in 6); it still completes",
     "sim:requeue": "goes IN_PROGRESS -> IN_QUEUE once (a server-side retry), then completes later",
+    "sim:no-stream": "the status stream is refused (405): watch falls back to polling",
+    "sim:stream-drop": "the status stream breaks after its first event; watch falls back to polls",
+    "sim:stream-quiet": "the status stream goes silent after its first event, no keep-alives",
 }
 
 # `.invalid` can never resolve (RFC 2606): a simulated URL cannot pass for a real video.
@@ -77,8 +80,11 @@ create table if not exists sim_requests (
 """
 
 _REQUEST_PATH = re.compile(
-    r"^/(?P<app>[^/]+/[^/]+)/requests/(?P<id>[^/]+)(?:/(?P<op>status|response|cancel))?/?$"
+    r"^/(?P<app>[^/]+/[^/]+)/requests/(?P<id>[^/]+)"
+    r"(?:/(?P<op>status/stream|status|response|cancel))?/?$"
 )
+# fal sends a keep-alive comment every 15 s on a status stream (reference §5a).
+_KEEPALIVE_SECONDS = 15.0
 _BOOLEAN_WORDS = {"1": True, "true": True, "0": False, "false": False}
 _SLOW_SECONDS = 600.0
 _NORMAL_RUN_SECONDS = 5.0
@@ -246,14 +252,29 @@ class _Phase:
     completed_at: float | None = None  # simulated seconds at which it completed
 
 
-def _phase(words: list[str], elapsed: float) -> _Phase:
-    """Where a request stands ``elapsed`` simulated seconds after submit."""
+def _segments(words: list[str]) -> list[tuple[str, float, int | None]]:
     run = _SLOW_SECONDS if "sim:slow" in words else _NORMAL_RUN_SECONDS
     segments: list[tuple[str, float, int | None]] = [(_IN_QUEUE, 1.0, 1), (_IN_QUEUE, 1.0, 0)]
     if "sim:requeue" in words:
         # The runner dies 3 s in; fal puts the request back in the queue for 2 s.
         segments += [(_IN_PROGRESS, 3.0, None), (_IN_QUEUE, 2.0, 0)]
     segments.append((_IN_PROGRESS, run, None))
+    return segments
+
+
+def _next_change(words: list[str], elapsed: float) -> float | None:
+    """Simulated seconds after submit of the next change of state, None once completed."""
+    end = 0.0
+    for _, length, _ in _segments(words):
+        end += length
+        if elapsed < end:
+            return end
+    return None
+
+
+def _phase(words: list[str], elapsed: float) -> _Phase:
+    """Where a request stands ``elapsed`` simulated seconds after submit."""
+    segments = _segments(words)
     start = 0.0
     last_start: float | None = None
     for state, length, position in segments:
@@ -277,12 +298,14 @@ class SimulatorTransport(httpx.BaseTransport):
         *,
         speed: float = 1.0,
         clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         if speed <= 0:
             raise ValueError("speed must be positive")
         self.db_path = Path(db_path)
         self.speed = speed
         self._clock = clock
+        self._sleep = sleep
         self._lock = threading.Lock()
         self._db: sqlite3.Connection | None = None
         self._db_pid: int | None = None
@@ -324,6 +347,8 @@ class SimulatorTransport(httpx.BaseTransport):
         app, request_id, op = match["app"], match["id"], match["op"]
         if op == "status" and request.method == "GET":
             return self._status(request, app, request_id)
+        if op == "status/stream" and request.method == "GET":
+            return self._status_stream(request, app, request_id)
         if op in (None, "response") and request.method == "GET":
             return self._result(request, app, request_id)
         if op == "cancel" and request.method == "PUT":
@@ -433,6 +458,71 @@ class SimulatorTransport(httpx.BaseTransport):
                 body["error"] = "Runner disconnected"
                 body["error_type"] = "runner_disconnected"
         return _json(200, body, request_id)
+
+    def _status_stream(self, request: httpx.Request, app: str, request_id: str) -> httpx.Response:
+        """The status stream (reference §5a): one ``data:`` event per change of state,
+        a keep-alive comment every 15 simulated seconds, closed after COMPLETED."""
+        db = self._connect()
+        with _transaction(db):
+            # Opening a stream counts as a status call (sim:flaky refuses some).
+            row = db.execute(
+                "update sim_requests set status_calls = status_calls + 1"
+                " where request_id = ? and app_id = ? returning words, status_calls",
+                (request_id, app),
+            ).fetchone()
+        if row is None:
+            return _json(404, {"detail": "Request not found"}, request_id)
+        words: list[str] = json.loads(row[0])
+        if "sim:no-stream" in words:
+            return _json(405, {"detail": "Method Not Allowed"}, request_id)
+        if "sim:flaky" in words:
+            trouble = _flaky_answer(row[1] - 1)
+            if trouble is not None:
+                return trouble
+        timeouts = request.extensions.get("timeout") or {}
+        return httpx.Response(
+            200,
+            headers={"content-type": "text/event-stream", "x-fal-request-id": request_id},
+            stream=_StatusEvents(self, request, app, request_id, words, timeouts.get("read")),
+        )
+
+    def _stream_state(
+        self, request: httpx.Request, app: str, request_id: str
+    ) -> tuple[dict[str, object], float | None]:
+        """The status object now, and the real seconds until it next changes."""
+        with self._lock:
+            row = (
+                self._connect()
+                .execute(
+                    "select words, submitted_at, speed, cancelled_at from sim_requests"
+                    " where request_id = ? and app_id = ?",
+                    (request_id, app),
+                )
+                .fetchone()
+            )
+        if row is None:  # cannot happen: requests are never deleted
+            return {"status": _COMPLETED, "request_id": request_id, "error": "gone"}, None
+        words: list[str] = json.loads(row[0])
+        now = self._clock()
+        state = _State.of(words, row[1], row[2], row[3], now)
+        body: dict[str, object] = {
+            "status": state.phase.state,
+            "request_id": request_id,
+            **_urls(request, app, request_id),
+        }
+        if state.phase.state == _IN_QUEUE:
+            body["queue_position"] = state.phase.queue_position
+        elif state.phase.state == _COMPLETED:
+            if state.cancelled:
+                body["error"] = "Request cancelled by the client"
+                body["error_type"] = "client_cancelled"
+            elif "sim:fail" in words:
+                body["error"] = "Runner disconnected"
+                body["error_type"] = "runner_disconnected"
+            return body, None
+        body["logs"] = None
+        change = _next_change(words, (now - row[1]) * row[2])
+        return body, None if change is None else max(0.0, change / row[2] + row[1] - now)
 
     def _result(self, request: httpx.Request, app: str, request_id: str) -> httpx.Response:
         row = (
@@ -551,6 +641,64 @@ class _State:
         return lines
 
 
+class _StatusEvents(httpx.SyncByteStream):
+    """The body of a status stream, produced as the simulated timeline advances.
+
+    Waits go through the transport's ``sleep`` (a fake clock in tests) and honour the
+    client's read timeout the way a socket would: a wait longer than it ends in
+    ``httpx.ReadTimeout``.
+    """
+
+    def __init__(
+        self,
+        transport: SimulatorTransport,
+        request: httpx.Request,
+        app: str,
+        request_id: str,
+        words: list[str],
+        read_timeout: float | None,
+    ) -> None:
+        self._transport = transport
+        self._request = request
+        self._app = app
+        self._request_id = request_id
+        self._words = words
+        self._read_timeout = read_timeout
+
+    def _wait(self, seconds: float) -> None:
+        if self._read_timeout is not None and seconds > self._read_timeout:
+            self._transport._sleep(self._read_timeout)
+            raise httpx.ReadTimeout("simulated read timeout", request=self._request)
+        self._transport._sleep(seconds)
+
+    def __iter__(self) -> Iterator[bytes]:
+        keepalive = _KEEPALIVE_SECONDS / self._transport.speed
+        sent: dict[str, object] | None = None
+        events = 0
+        while True:
+            body, change_in = self._transport._stream_state(
+                self._request, self._app, self._request_id
+            )
+            if body != sent:
+                yield f"data: {json.dumps(body)}\n\n".encode()
+                sent = body
+                events += 1
+                if body["status"] == _COMPLETED:
+                    return  # fal closes the stream after COMPLETED
+                if "sim:stream-drop" in self._words:
+                    raise httpx.RemoteProtocolError(
+                        "peer closed connection without sending complete message body",
+                        request=self._request,
+                    )
+                if "sim:stream-quiet" in self._words:
+                    self._wait(float("inf"))
+            if change_in is not None and change_in <= keepalive:
+                self._wait(change_in)
+            else:
+                self._wait(keepalive)
+                yield b": keep-alive\n\n"
+
+
 def _flaky_answer(call_number: int) -> httpx.Response | None:
     """4 failing calls out of every 6: 429, 503, 429, 503, ok, ok.
 
@@ -622,7 +770,7 @@ def build_simulator(
     return FalQueueProvider(
         "sandbox",
         base_url=base_url,
-        transport=SimulatorTransport(db_path, speed=speed, clock=clock),
+        transport=SimulatorTransport(db_path, speed=speed, clock=clock, sleep=sleep),
         sleep=sleep,
         monotonic=monotonic,
         name="simulator",
