@@ -33,7 +33,8 @@ def click_command(path: list[str]) -> Any:
     command: Any = typer.main.get_command(app)
     for name in path:
         assert isinstance(command, typer.core.TyperGroup), path
-        sub = command.commands.get(name)
+        # Through get_command: the root group loads its commands lazily (cli/main.py).
+        sub = command.get_command(typer.Context(command), name)
         assert sub is not None, f"no command {' '.join(path)}"
         command = sub
     return command

@@ -60,7 +60,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "models",
         "List the models, their price and the settings each accepts.",
     ),
-    "jobs": ("admin_cmd", "jobs", "List recent jobs, newest first."),
+    "jobs": (
+        "admin_cmd",
+        "jobs",
+        "List recent jobs, newest first, with their status as stored.",
+    ),
     "credits": (
         "admin_cmd",
         "credits",
@@ -77,7 +81,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "Show which backend and provider the environment selects (secrets masked).",
     ),
     "db": ("main", "db_app", "The Postgres schema and functions (the SQL contract)."),
-    "sandbox": ("admin_cmd", "sandbox_app", "The embedded sandbox database."),
+    "sandbox": (
+        "admin_cmd",
+        "sandbox_app",
+        "The embedded sandbox database (VIDEOGEN_HOME/sandbox.sqlite3).",
+    ),
     "serve": (
         "serve_cmd",
         "serve",
@@ -104,7 +112,9 @@ class LazyGroup(TyperGroup):
         module_name, attr, _ = entry
         target = getattr(importlib.import_module(f"videogen_cli.cli.{module_name}"), attr)
         if isinstance(target, typer.Typer):
-            command = typer.main.get_command(target)
+            # get_group, not get_command: a sub-group of one command (sandbox reset)
+            # must stay a group, or `videogen sandbox reset` would not parse.
+            command = typer.main.get_group(target)
         else:
             single = typer.Typer(
                 add_completion=False,
@@ -133,7 +143,9 @@ class LightCommand(TyperCommand):
             if getattr(param, "hidden", False):
                 continue
             if param.param_type_name == "argument":
-                name = (param.name or "").upper() + ("..." if param.nargs == -1 else "")
+                name = (param.metavar or (param.name or "").upper()) + (
+                    "..." if param.nargs == -1 else ""
+                )
                 pieces.append(name if param.required else f"[{name}]")
                 panels.setdefault("Arguments", []).append(_argument_row(param, name))
             else:
