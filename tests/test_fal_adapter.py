@@ -419,11 +419,10 @@ def test_submit_gives_up_after_three_safe_failures(sleeps: Sleeps) -> None:
     "answer",
     [
         httpx.Response(500, json={"detail": "Internal error", "error_type": "internal_error"}),
-        httpx.Response(503, headers={"x-fal-request-id": "r1"}, text="runner gone"),
         httpx.ReadTimeout("read timed out"),
         httpx.RemoteProtocolError("server hung up"),
     ],
-    ids=["500", "503-with-request-id", "read-timeout", "dropped-connection"],
+    ids=["500", "read-timeout", "dropped-connection"],
 )
 def test_submit_is_never_retried_once_fal_may_have_the_job(answer: Step, sleeps: Sleeps) -> None:
     script = Script(answer, ok_submit())
@@ -601,12 +600,24 @@ def test_result_without_a_video_is_the_jobs_error(sleeps: Sleeps) -> None:
     )
 
 
-def test_result_retries_408_and_reports_a_404_as_the_jobs_error(sleeps: Sleeps) -> None:
+def test_result_retries_408_and_reports_a_404_as_not_found(sleeps: Sleeps) -> None:
     script = Script(httpx.Response(408), httpx.Response(404, json={"detail": "Request not found"}))
     provider = make(script, sleeps)
 
-    assert provider.result(HANDLE) == ProviderResult(error="Request not found")
+    # Not the job's own error: one "not found" is never final (JobService.refresh counts).
+    with pytest.raises(ProviderError) as caught:
+        provider.result(HANDLE)
+
+    assert caught.value.code == "provider_not_found"
+    assert caught.value.message == "fal does not know request r1 (Request not found)"
     assert sleeps.calls == [0.5]
+
+
+def test_result_other_4xx_is_the_jobs_error(sleeps: Sleeps) -> None:
+    script = Script(httpx.Response(410, json={"detail": "Result expired"}))
+    provider = make(script, sleeps)
+
+    assert provider.result(HANDLE) == ProviderResult(error="Result expired")
 
 
 def test_result_401_is_not_the_jobs_fault(sleeps: Sleeps) -> None:

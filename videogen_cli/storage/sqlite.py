@@ -34,11 +34,13 @@ from videogen_cli.domain import (
     LedgerKind,
     Model,
     NewJob,
+    ProviderIdentity,
     RefundOutcome,
+    StrandedSweep,
     Submission,
 )
 from videogen_cli.errors import BackendError, NotFoundError, RefusedError, UsageError
-from videogen_cli.ports import SYSTEM_OPERATOR
+from videogen_cli.ports import NEVER_SUBMITTED, SYSTEM_OPERATOR
 from videogen_cli.rules import refund_amount
 
 SCHEMA_VERSION = 1
@@ -129,6 +131,7 @@ class SqliteStore:
             self._db.execute("pragma journal_mode = wal")
             self._db.execute("pragma foreign_keys = on")
             self._ensure_schema()
+            self._ensure_provider_columns()
         except (sqlite3.Error, OSError) as exc:
             raise BackendError(
                 f"cannot open the sandbox database {path}: {exc}",
@@ -345,14 +348,16 @@ class SqliteStore:
             job = _job(self._job_row(db, job_id))
             return CreateJobResult(job, False, self._balance_in(db, new.user_id))
 
-    def record_submission(self, job_id: str, endpoint_id: str, submission: Submission) -> Job:
+    def record_submission(
+        self, job_id: str, endpoint_id: str, submission: Submission, provider: ProviderIdentity
+    ) -> Job:
         with self._tx() as db:
             now = _now()
             db.execute(
                 "update video_jobs set provider_request_id = ?, endpoint_id = ?, status_url = ?,"
                 " response_url = ?, cancel_url = ?, queue_position = ?, submitted_at = ?,"
-                " updated_at = ? where job_id = ? and status = 'pending'"
-                " and provider_request_id is null",
+                " provider = ?, provider_origin = ?, updated_at = ?"
+                " where job_id = ? and status = 'pending' and provider_request_id is null",
                 (
                     submission.request_id,
                     endpoint_id,
@@ -361,6 +366,8 @@ class SqliteStore:
                     submission.cancel_url,
                     submission.queue_position,
                     now,
+                    provider.name,
+                    provider.origin,
                     now,
                     job_id,
                 ),
@@ -386,7 +393,7 @@ class SqliteStore:
                 queue_position = None
             db.execute(
                 "update video_jobs set status = ?, queue_position = ?, video_url = ?,"
-                " thumbnail_url = ?, updated_at = ? where job_id = ?",
+                " thumbnail_url = ?, not_found_count = 0, updated_at = ? where job_id = ?",
                 (status.value, queue_position, video_url, thumbnail_url, _now(), job_id),
             )
             return _job(self._job_row(db, job_id))
@@ -440,6 +447,75 @@ class SqliteStore:
             return RefundOutcome(
                 _job(self._job_row(db, job_id)), True, amount, balance, reason, operator
             )
+
+    # --- provider identity, not-found count, reconcile (minimal sandbox version; the
+    # storage owner's implementation replaces this block) -------------------------------
+    def _ensure_provider_columns(self) -> None:
+        have = {r[1] for r in self._db.execute("pragma table_info(video_jobs)")}
+        wanted = {
+            "provider": "text",
+            "provider_origin": "text",
+            "not_found_count": "integer not null default 0",
+        }
+        missing = [name for name in wanted if name not in have]
+        if not missing:
+            return
+        with self._tx() as db:
+            have = {r[1] for r in db.execute("pragma table_info(video_jobs)")}
+            for name in missing:
+                if name not in have:
+                    db.execute(f"alter table video_jobs add column {name} {wanted[name]}")
+
+    def note_not_found(self, job_id: str) -> Job:
+        with self._tx() as db:
+            db.execute(
+                "update video_jobs set not_found_count = not_found_count + 1, updated_at = ?"
+                " where job_id = ? and status in ('pending', 'processing')",
+                (_now(), job_id),
+            )
+            return _job(self._job_row(db, job_id))
+
+    def list_unfinished_jobs(self, older_than_seconds: float, limit: int) -> list[Job]:
+        cutoff = datetime.fromtimestamp(
+            datetime.now(UTC).timestamp() - older_than_seconds, UTC
+        ).isoformat()
+        rows = self._db.execute(
+            "select * from video_jobs where status in ('pending', 'processing')"
+            " and created_at <= ? order by created_at, job_id limit ?",
+            (cutoff, limit),
+        )
+        return [_job(r) for r in rows]
+
+    def sweep_stranded(
+        self, grace_seconds: float, *, limit: int | None = None, dry_run: bool = False
+    ) -> StrandedSweep:
+        cutoff = datetime.fromtimestamp(
+            datetime.now(UTC).timestamp() - grace_seconds, UTC
+        ).isoformat()
+        with self._tx() as db:
+            rows = db.execute(
+                "select * from video_jobs where status = 'pending'"
+                " and provider_request_id is null and created_at < ?"
+                " order by created_at, job_id limit ?",
+                (cutoff, -1 if limit is None else limit),
+            ).fetchall()
+            jobs = [_job(r) for r in rows]
+            credits = sum(j.credits_used - j.refunded_credits for j in jobs)
+            if not dry_run:
+                now = _now()
+                for job in jobs:
+                    db.execute(
+                        "update video_jobs set status = 'failed', error = ?,"
+                        " queue_position = null, refunded_credits = credits_used,"
+                        " updated_at = ? where job_id = ?",
+                        (NEVER_SUBMITTED, now, job.job_id),
+                    )
+                    owed = job.credits_used - job.refunded_credits
+                    if owed > 0:
+                        self._refund(
+                            db, job, owed, f"job failed: {NEVER_SUBMITTED}", SYSTEM_OPERATOR, now
+                        )
+            return StrandedSweep(len(jobs), credits, tuple(j.job_id for j in jobs), dry_run)
 
     # --- helpers inside a transaction ----------------------------------------------------
     def _refund(
@@ -505,4 +581,7 @@ def _job(row: Any) -> Job:
         video_url=row["video_url"],
         thumbnail_url=row["thumbnail_url"],
         error=row["error"],
+        provider=row["provider"],
+        provider_origin=row["provider_origin"],
+        not_found_count=row["not_found_count"],
     )
