@@ -531,3 +531,22 @@ def test_reconcile_refuses_bad_options_before_reading_anything(
         reconcile(service, older_than=older_than, limit=limit)
     assert store.calls == []
     service.close()
+
+
+def test_refresh_with_a_known_job_reads_nothing_more(db: Path, clock: FakeClock) -> None:
+    """A caller that just read the job (watch of a finished job: 1 read) passes it in."""
+    store = CountingStore(SqliteStore(db))
+    provider = CountingProvider(build_simulator(db, clock=clock.now, sleep=clock.sleep))
+    service = JobService(store, lambda: provider, clock=clock)
+    job = service.generate(prepared(service), "key-kn-01").job
+    clock.advance(10)
+    store.calls.clear()
+    done = service.refresh(job.job_id, known=job).job
+    assert done.status is JobStatus.COMPLETED
+    assert "get_job" not in store.calls
+    store.calls.clear()
+    assert service.refresh(job.job_id, known=done).job == done
+    assert store.calls == []
+    assert service.refresh(job.job_id).job == done
+    assert store.calls == ["get_job"]
+    service.close()
