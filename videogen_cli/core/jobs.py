@@ -1,6 +1,6 @@
 """Creating a job exactly once and keeping it in step with the provider.
 
-`JobService.generate` is the backend's generate-video flow (README "How a job moves")
+`JobService.generate` is the backend's generate-video flow (README "Money rules")
 and `JobService.refresh` its get-video-status flow. Neither knows about terminals: they
 return records and raise `VideogenError`s.
 
