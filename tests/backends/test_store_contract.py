@@ -759,6 +759,12 @@ def test_record_submission_stores_the_provider(backend: Backend) -> None:
     # The provider that took the job stays: a later submission elsewhere changes nothing.
     assert store.record_submission(job.job_id, "fal-ai/veo3.1", submission("r2"), FAL) == recorded
 
+    other = store.create_job(new_job(user)).job
+    for bad in (ProviderIdentity("", "x"), ProviderIdentity("fal", "")):
+        with pytest.raises(UsageError):
+            store.record_submission(other.job_id, "fal-ai/veo3.1", submission("r3"), bad)
+    assert store.get_job(other.job_id) == other
+
 
 def test_not_found_answers_are_counted_and_any_other_answer_resets_them(backend: Backend) -> None:
     store = backend.store
@@ -1000,7 +1006,7 @@ def test_list_unfinished_jobs_oldest_first(backend: Backend) -> None:
     assert ids(10_000) == []
     listed = store.list_unfinished_jobs(0, 10)
     assert listed[1] == store.get_job(running)
-    for bad in (-1.0, float("nan"), float("inf")):
+    for bad in (-1.0, float("nan"), float("inf"), 1e300):
         with pytest.raises(UsageError):
             store.list_unfinished_jobs(bad, 10)
 
@@ -1053,7 +1059,7 @@ def test_sweep_stranded_fails_and_refunds_never_submitted_jobs_once(backend: Bac
         backend.age_job(job_id, 1000 - i)
     assert store.sweep_stranded(600, limit=2).job_ids == tuple(more[:2])
     assert store.sweep_stranded(0).job_ids == (more[2], young)
-    for bad in (-1.0, float("nan"), float("inf")):
+    for bad in (-1.0, float("nan"), float("inf"), 1e300):
         with pytest.raises(UsageError):
             store.sweep_stranded(bad)
 

@@ -317,3 +317,38 @@ def _new_operations_work(store: Any, ids: dict[str, str]) -> None:
     again = store.grant_credits(bob, 5, "ci", "ci", idempotency_key="ci-1")
     assert (first.granted_now, again.granted_now, again.balance) == (True, False, 15)
     assert store.create_job(_new_job(alice, "key-live", 8)).job.job_id == ids["live"]  # replay
+
+
+def _open_in_a_process(path: str, user: str, barrier: Any, answers: Any) -> None:
+    """Child process: open (and so upgrade) the sandbox file together with the others."""
+    barrier.wait(timeout=60)
+    store = SqliteStore(Path(path))
+    try:
+        answers.put(store.get_balance(user))
+    finally:
+        store.close()
+
+
+def test_processes_opening_a_sandbox_of_before_at_once_upgrade_it_once(tmp_path: Path) -> None:
+    import multiprocessing
+
+    path = tmp_path / "sandbox.sqlite3"
+    ids = build_v1_sandbox(path)
+    ctx = multiprocessing.get_context("spawn")
+    barrier, answers = ctx.Barrier(3), ctx.Queue()
+    procs = [
+        ctx.Process(target=_open_in_a_process, args=(str(path), ids["bob"], barrier, answers))
+        for _ in range(3)
+    ]
+    for proc in procs:
+        proc.start()
+    balances = [answers.get(timeout=120) for _ in procs]
+    for proc in procs:
+        proc.join(timeout=60)
+        assert proc.exitcode == 0
+
+    assert balances == [6, 6, 6]
+    assert _sqlite(path, "pragma user_version") == [(SCHEMA_VERSION,)]
+    columns = [r[1] for r in _sqlite(path, "pragma table_info(video_jobs)")]
+    assert columns.count("not_found_count") == 1
+    assert pgcluster.sqlite_invariant_problems(path) == []
