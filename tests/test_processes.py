@@ -62,7 +62,9 @@ def test_ctrl_c_during_watch_exits_130_and_says_how_to_resume(isolated_env: Path
     import signal
     import time
 
-    env = dict(os.environ)
+    # sim:slow runs 600 simulated seconds: 0.6 s at the tests' speed, which a loaded machine
+    # can spend before the SIGINT (the job then completes and the signal hits the exit).
+    env = {**os.environ, "VIDEOGEN_SIM_SPEED": "100"}
     gen = videogen("generate", "--prompt", "sim:slow boat", "--duration", "4s", "--json", env=env)
     stdout, stderr = gen.communicate(timeout=60)
     assert gen.returncode == 0, stderr
