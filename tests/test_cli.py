@@ -141,7 +141,10 @@ def test_refused_submission_exits_1_with_the_failed_job(isolated_env: Path) -> N
     assert (out["status"], out["balance"]) == ("failed", 100)
 
 
-def test_watch_of_a_slow_job_exits_6_with_a_resume_hint() -> None:
+def test_watch_of_a_slow_job_exits_6_with_a_resume_hint(monkeypatch: pytest.MonkeyPatch) -> None:
+    # sim:slow runs 600 simulated seconds: 0.6 s at the tests' speed, which a loaded
+    # machine can spend on the three commands below; 6 s at this speed.
+    monkeypatch.setenv("VIDEOGEN_SIM_SPEED", "100")
     job_id = generate("--prompt", "sim:slow boat", key="order-s1")["job_id"]
     result = run("watch", job_id, "--timeout", "0.2", *FAST)
     assert result.exit_code == 6, result.output

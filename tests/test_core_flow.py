@@ -19,7 +19,14 @@ from videogen_cli.core.refunds import plan_refund, refund
 from videogen_cli.core.replay import replay_key
 from videogen_cli.core.requests import PreparedRequest, prepare_request
 from videogen_cli.core.watching import Backoff, watch
-from videogen_cli.domain import Job, JobStatus, NewJob, ProviderHandle, ProviderIdentity, Submission
+from videogen_cli.domain import (
+    Job,
+    JobStatus,
+    NewJob,
+    ProviderHandle,
+    ProviderIdentity,
+    Submission,
+)
 from videogen_cli.errors import NotFoundError, ProviderError, RefusedError
 from videogen_cli.ports import VideoProvider
 from videogen_cli.providers.fal import FalQueueProvider
@@ -33,10 +40,13 @@ class CountingProvider:
     def __init__(self, inner: VideoProvider) -> None:
         self.inner = inner
         self.name = inner.name
-        self.identity = inner.identity
         self.deadline: float | None = None
         self.submits = 0
         self.cancels: list[str] = []
+
+    @property
+    def identity(self) -> ProviderIdentity:
+        return self.inner.identity
 
     def submit(self, endpoint_id: str, arguments: dict[str, object]) -> Submission:
         self.submits += 1
@@ -306,7 +316,7 @@ def test_a_job_never_submitted_is_refunded_after_the_grace_period(
         created.job.job_id,
         "fal-ai/veo3.1",
         Submission("late-id", None, None, None, 0),
-        ProviderIdentity("simulator", "sandbox:test"),
+        service.provider.identity,
     )
     assert late.provider_request_id is None and late.status is JobStatus.FAILED
 
@@ -384,7 +394,6 @@ def test_refund_rules_and_exactly_once(
     second = refund(service, job.job_id, 10, "blank video", "alice")
     assert (first.refunded_now, first.refunded_credits, first.balance) == (True, 10, 94)
     assert (second.refunded_now, second.refunded_credits, second.balance) == (False, 10, 94)
-    assert (second.reason, second.operator) == ("blank video", "alice")
     assert ledger(db, job.job_id) == [
         ("charge", -16, "generate", "videogen"),
         ("refund", 10, "blank video", "alice"),

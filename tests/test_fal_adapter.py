@@ -21,7 +21,13 @@ import pytest
 
 import videogen_cli
 from tests.support.fakes import Sleeps
-from videogen_cli.domain import ProviderHandle, ProviderResult, ProviderState, ProviderStatus
+from videogen_cli.domain import (
+    ProviderHandle,
+    ProviderIdentity,
+    ProviderResult,
+    ProviderState,
+    ProviderStatus,
+)
 from videogen_cli.errors import ProviderError, RefusedError, UsageError
 from videogen_cli.providers.fal import FalQueueProvider, app_base, describe_error, request_urls
 
@@ -419,11 +425,10 @@ def test_submit_gives_up_after_three_safe_failures(sleeps: Sleeps) -> None:
     "answer",
     [
         httpx.Response(500, json={"detail": "Internal error", "error_type": "internal_error"}),
-        httpx.Response(503, headers={"x-fal-request-id": "r1"}, text="runner gone"),
         httpx.ReadTimeout("read timed out"),
         httpx.RemoteProtocolError("server hung up"),
     ],
-    ids=["500", "503-with-request-id", "read-timeout", "dropped-connection"],
+    ids=["500", "read-timeout", "dropped-connection"],
 )
 def test_submit_is_never_retried_once_fal_may_have_the_job(answer: Step, sleeps: Sleeps) -> None:
     script = Script(answer, ok_submit())
@@ -601,12 +606,24 @@ def test_result_without_a_video_is_the_jobs_error(sleeps: Sleeps) -> None:
     )
 
 
-def test_result_retries_408_and_reports_a_404_as_the_jobs_error(sleeps: Sleeps) -> None:
+def test_result_retries_408_and_reports_a_404_as_not_found(sleeps: Sleeps) -> None:
     script = Script(httpx.Response(408), httpx.Response(404, json={"detail": "Request not found"}))
     provider = make(script, sleeps)
 
-    assert provider.result(HANDLE) == ProviderResult(error="Request not found")
+    # Not the job's own error: one "not found" is never final (JobService.refresh counts).
+    with pytest.raises(ProviderError) as caught:
+        provider.result(HANDLE)
+
+    assert caught.value.code == "provider_not_found"
+    assert caught.value.message == "fal does not know request r1 (Request not found)"
     assert sleeps.calls == [0.5]
+
+
+def test_result_other_4xx_is_the_jobs_error(sleeps: Sleeps) -> None:
+    script = Script(httpx.Response(410, json={"detail": "Result expired"}))
+    provider = make(script, sleeps)
+
+    assert provider.result(HANDLE) == ProviderResult(error="Result expired")
 
 
 def test_result_401_is_not_the_jobs_fault(sleeps: Sleeps) -> None:
@@ -769,3 +786,171 @@ def test_close_closes_the_client(sleeps: Sleeps) -> None:
 
     with pytest.raises(RuntimeError):
         provider.status(HANDLE)
+
+
+# --- Retry-After (429 and 503) ------------------------------------------------------------
+
+NOW = 1_800_000_000.0  # the wall clock the date tests run at
+
+
+def at_now(script: Script, sleeps: Sleeps, *, deadline: float | None = None) -> FalQueueProvider:
+    provider = FalQueueProvider(
+        "test-key",
+        transport=httpx.MockTransport(script),
+        sleep=sleeps,
+        monotonic=lambda: 1000.0,
+        now=lambda: NOW,
+    )
+    provider.deadline = deadline
+    return provider
+
+
+def http_date(seconds_from_now: float) -> str:
+    from datetime import UTC, datetime
+    from email.utils import format_datetime
+
+    return format_datetime(datetime.fromtimestamp(NOW + seconds_from_now, UTC), usegmt=True)
+
+
+IN_PROGRESS = httpx.Response(202, json={"status": "IN_PROGRESS"})
+
+
+@pytest.mark.parametrize(
+    ("header", "waited"),
+    [
+        ("3", 3.0),
+        ("0", 0.0),
+        ("1.5", 1.5),
+        ("600", 60.0),
+        (http_date(7), 7.0),
+        (http_date(-9), 0.0),
+    ],
+    ids=["seconds", "zero", "fraction", "capped-at-60", "http-date", "date-in-the-past"],
+)
+def test_status_429_waits_what_retry_after_says(header: str, waited: float, sleeps: Sleeps) -> None:
+    script = Script(httpx.Response(429, headers={"retry-after": header}), IN_PROGRESS)
+    provider = at_now(script, sleeps)
+
+    assert provider.status(HANDLE) == ProviderStatus(state=ProviderState.IN_PROGRESS)
+    assert sleeps.calls == [waited]
+
+
+def test_status_503_retry_after_then_429_retry_after(sleeps: Sleeps) -> None:
+    script = Script(
+        httpx.Response(503, headers={"retry-after": http_date(2)}, text="<html>nginx</html>"),
+        httpx.Response(429, headers={"Retry-After": "5"}),
+        IN_PROGRESS,
+    )
+    provider = at_now(script, sleeps)
+
+    assert provider.status(HANDLE).state is ProviderState.IN_PROGRESS
+    assert sleeps.calls == [2.0, 5.0]
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        httpx.Response(500, headers={"retry-after": "9"}),  # only 429 and 503 carry it
+        httpx.Response(429, headers={"retry-after": "soon"}),
+        httpx.Response(429, headers={"retry-after": "-3"}),
+        httpx.Response(429, headers={"retry-after": "nan"}),
+        httpx.Response(429, headers={"retry-after": "Wed, 21 Oct 2015 07:28:00"}),  # no zone
+    ],
+    ids=["500", "words", "negative", "nan", "zoneless-date"],
+)
+def test_an_unusable_retry_after_falls_back_to_our_backoff(
+    answer: httpx.Response, sleeps: Sleeps
+) -> None:
+    provider = at_now(Script(answer, IN_PROGRESS), sleeps)
+
+    assert provider.status(HANDLE).state is ProviderState.IN_PROGRESS
+    assert sleeps.calls == [0.5]
+
+
+def test_a_retry_after_past_the_deadline_ends_the_call_without_waiting(sleeps: Sleeps) -> None:
+    script = Script(httpx.Response(429, headers={"retry-after": "30"}), IN_PROGRESS)
+    provider = at_now(script, sleeps, deadline=1010.0)  # 10 s left
+
+    with pytest.raises(ProviderError) as caught:
+        provider.status(HANDLE)
+
+    assert caught.value.code == "provider_timeout"
+    assert caught.value.message == (
+        "deadline reached while retrying the fal status call (fal asked to retry after 30 s): "
+        "HTTP 429: HTTP 429 Too Many Requests"
+    )
+    assert sleeps.calls == []
+    assert len(script.requests) == 1
+
+
+def test_result_honours_retry_after(sleeps: Sleeps) -> None:
+    script = Script(
+        httpx.Response(429, headers={"retry-after": "4"}),
+        httpx.Response(200, json={"video": {"url": "https://v3.fal.media/v.mp4"}}),
+    )
+    provider = at_now(script, sleeps)
+
+    assert provider.result(HANDLE) == ProviderResult(video_url="https://v3.fal.media/v.mp4")
+    assert sleeps.calls == [4.0]
+
+
+def test_submit_honours_retry_after_only_where_no_second_job_can_result(sleeps: Sleeps) -> None:
+    script = Script(
+        httpx.Response(429, headers={"retry-after": "2"}),
+        httpx.Response(503, headers={"retry-after": http_date(3)}, text="<html>nginx</html>"),
+        ok_submit(),
+    )
+    provider = at_now(script, sleeps)
+
+    assert provider.submit(VEO, {"prompt": "p"}).request_id == "r1"
+    assert sleeps.calls == [2.0, 3.0]
+    assert len(script.requests) == 3
+
+
+# --- a 5xx at submit that names its request ------------------------------------------------
+
+
+@pytest.mark.parametrize("code", [500, 502, 503, 504])
+def test_submit_5xx_with_a_request_id_is_followed_not_resubmitted(
+    code: int, sleeps: Sleeps
+) -> None:
+    script = Script(
+        httpx.Response(
+            code,
+            headers={"x-fal-request-id": "r-5xx", "retry-after": "1"},
+            json={"detail": "Runner disconnected", "error_type": "runner_disconnected"},
+        ),
+        ok_submit(),
+    )
+    provider = make(script, sleeps)
+
+    submission = provider.submit(VEO_I2V, {"prompt": "p"})
+
+    base = "https://queue.fal.run/fal-ai/veo3.1/requests/r-5xx"
+    assert (submission.request_id, submission.queue_position) == ("r-5xx", None)
+    assert (submission.status_url, submission.response_url, submission.cancel_url) == (
+        f"{base}/status",
+        base,
+        f"{base}/cancel",
+    )
+    assert submission.warning == (
+        f"fal answered the submit with HTTP {code}: Runner disconnected (runner_disconnected) "
+        "but named request r-5xx; the job is followed under that id"
+    )
+    assert len(script.requests) == 1
+    assert sleeps.calls == []
+
+
+def test_submit_2xx_naming_the_request_only_in_the_header(sleeps: Sleeps) -> None:
+    answer = httpx.Response(200, json={"status": "IN_QUEUE"}, headers={"x-fal-request-id": "r-h"})
+    provider = make(Script(answer), sleeps)
+
+    submission = provider.submit(VEO, {"prompt": "p"})
+
+    assert (submission.request_id, submission.warning) == ("r-h", None)
+
+
+def test_the_fal_identity_follows_the_queue_url() -> None:
+    assert FalQueueProvider("k", base_url="https://Queue.Example.com/").identity == (
+        ProviderIdentity("fal", "https://queue.example.com")
+    )

@@ -436,10 +436,13 @@ def test_prompt_words_are_documented() -> None:
     assert sorted(PROMPT_WORDS) == [
         "sim:fail",
         "sim:flaky",
+        "sim:lost",
+        "sim:lost-once",
         "sim:no-stream",
         "sim:refuse",
         "sim:requeue",
         "sim:result-error",
+        "sim:retry-after",
         "sim:slow",
         "sim:stream-drop",
         "sim:stream-quiet",
@@ -683,7 +686,7 @@ def test_only_sim_tables_are_created_in_wal_mode(sim: FalQueueProvider, db: Path
         stored = conn.execute(
             "select endpoint_id, app_id, words, input from sim_requests"
         ).fetchone()
-    assert tables == ["sim_requests"]
+    assert tables == ["sim_requests", "sim_sandbox"]
     assert journal == "wal"
     assert user_version == 0  # the sandbox store's own schema version is not ours to touch
     assert stored == ("fal-ai/veo3.1", "fal-ai/veo3.1", "[]", json.dumps({"prompt": "schema"}))

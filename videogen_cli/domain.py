@@ -251,6 +251,10 @@ class Submission:
     response_url: str | None
     cancel_url: str | None
     queue_position: int | None
+    # Set when fal answered the submit with an error but named the request it created
+    # (an ``x-fal-request-id`` on a 5xx): the job is followed like any other, and this
+    # says why it may yet turn out unknown to fal.
+    warning: str | None = None
 
 
 class ProviderState(enum.StrEnum):

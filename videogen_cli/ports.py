@@ -228,8 +228,15 @@ class VideoProvider(Protocol):
     """
 
     name: str  # "fal" or "simulator"
-    # Who this provider is; stored on every job it takes (see ProviderIdentity).
-    identity: ProviderIdentity
+
+    @property
+    def identity(self) -> ProviderIdentity:
+        """Who this provider is; stored on every job it takes (see ProviderIdentity).
+
+        A property, not a plain attribute: the simulator reads its identity from its
+        database on first use."""
+        ...
+
     # Monotonic time after which no request may still be running: each HTTP timeout is
     # clipped to what is left (a watch deadline must not be overrun by one slow read).
     deadline: float | None

@@ -17,7 +17,7 @@ from videogen_cli.errors import (
 )
 
 if TYPE_CHECKING:
-    from videogen_cli.core.jobs import GenerateOutcome
+    from videogen_cli.core.jobs import GenerateOutcome, RefreshOutcome
     from videogen_cli.core.watching import Backoff, WatchResult
     from videogen_cli.domain import Job, JsonDict
 
@@ -137,9 +137,14 @@ def generate(
             settings={"duration": duration, "resolution": resolution, "aspect_ratio": aspect_ratio},
         )
         key = idempotency_key if idempotency_key is not None else str(uuid.uuid4())
-        s.out.info(f"submitting to {prepared.model.endpoint_id} ({prepared.cost} credits)…")
+
+        def charged(job: Job) -> None:
+            # Only once the credits were taken: never before a replay, a refusal or a
+            # validation error.
+            s.out.info(f"submitting to {prepared.model.endpoint_id} ({job.credits_used} credits)…")
+
         try:
-            outcome = s.service.generate(prepared, key)
+            outcome = s.service.generate(prepared, key, on_charged=charged)
         except KeyboardInterrupt:
             raise InterruptedError_(
                 "interrupted while creating the job",
@@ -148,6 +153,8 @@ def generate(
                 "reached fal is refunded by `videogen status`",
             ) from None
         _print_generate(s, outcome)
+        if outcome.notice:
+            s.out.info(f"notice: {outcome.notice}; `videogen status` follows it")
         if isinstance(outcome.submit_error, ProviderError):
             # fal could not be reached (exit 5); the job is failed and refunded. A refusal
             # by fal (4xx) is a failed job like any other: exit 1 below.
@@ -173,6 +180,9 @@ def _print_generate(s: Session, outcome: GenerateOutcome) -> None:
         "replayed": outcome.replayed,
         "balance": outcome.balance,
     }
+    if job.error is not None:
+        # A job refused or failed at submit says why, so a script need not call status.
+        data["error"] = job.error
     if s.out.json_mode:
         s.out.json(data)
         return
@@ -192,6 +202,10 @@ def status(
 
     A failed job is refunded automatically, exactly once. A job that was charged but
     never reached fal is failed and refunded once it is older than the grace period.
+    A job is synced only through the provider that took it: configured for another
+    one, `status` shows the stored job and says why it did not sync (JSON: `"synced":
+    false` and `"sync_reason"`). One "not found" from fal never fails a job; three in
+    a row do (and refund it).
 
     Examples:
 
@@ -207,16 +221,28 @@ def status(
             outcome = s.service.refresh(job_id, sync=False)
         else:
             outcome = check_once(s.service, job_id)
+        if not outcome.synced:
+            s.out.info(f"notice: {outcome.not_synced_reason}")
         if outcome.transient_error:
-            s.out.info(f"warning: fal did not answer ({outcome.transient_error}); shown as stored")
-        _print_job(s, outcome.job)
+            s.out.info(
+                f"warning: no usable answer from the provider ({outcome.transient_error}); "
+                "shown as stored"
+            )
+        _print_job(s, outcome.job, outcome)
 
 
-def _print_job(s: Session, job: Job) -> None:
+def _print_job(s: Session, job: Job, outcome: RefreshOutcome | None = None) -> None:
+    data = job.to_json()
+    if outcome is not None and not outcome.synced:
+        # Only then: a synced job is exactly the job object of README "JSON output".
+        # (Human mode printed the reason as a notice on stderr already.)
+        data["synced"] = False
+        if s.out.json_mode:
+            data["sync_reason"] = outcome.not_synced_reason
     if s.out.json_mode:
-        s.out.json(job.to_json())
+        s.out.json(data)
         return
-    s.out.fields(job.to_json())
+    s.out.fields(data)
 
 
 def watch_cmd(

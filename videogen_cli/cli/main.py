@@ -86,6 +86,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "sandbox_app",
         "The embedded sandbox database (VIDEOGEN_HOME/sandbox.sqlite3).",
     ),
+    "reconcile": (
+        "reconcile_cmd",
+        "reconcile",
+        "Sweep every job that is not finished, so none waits for someone to run `status`.",
+    ),
     "serve": (
         "serve_cmd",
         "serve",
@@ -110,6 +115,7 @@ class LazyGroup(TyperGroup):
         if entry is None:
             return super().get_command(ctx, cmd_name)
         module_name, attr, _ = entry
+        command: _click.Command
         target = getattr(importlib.import_module(f"videogen_cli.cli.{module_name}"), attr)
         if isinstance(target, typer.Typer):
             # get_group, not get_command: a sub-group of one command (sandbox reset)

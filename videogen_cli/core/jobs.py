@@ -1,8 +1,15 @@
 """Creating a job exactly once and keeping it in step with the provider.
 
-`JobService.generate` is the backend's generate-video flow (design §1) and
-`JobService.refresh` its get-video-status flow. Neither knows about terminals: they
+`JobService.generate` is the backend's generate-video flow (README "Money rules")
+and `JobService.refresh` its get-video-status flow. Neither knows about terminals: they
 return records and raise `VideogenError`s.
+
+Money safety rules enforced here (README "Each job stays with its provider"):
+- a job is synced only through the provider that took it (`Job.provider_identity`);
+  a process configured for another provider shows the stored job, never changes it;
+- a "not found" from the job's own provider is never final from one answer: the job is
+  failed and refunded only after `NOT_FOUND_LIMIT` consecutive ones (the store counts
+  them in `note_not_found`; any other answer resets the count in `apply_status`).
 """
 
 from __future__ import annotations
@@ -18,13 +25,27 @@ from videogen_cli.domain import (
     JobStatus,
     NewJob,
     ProviderHandle,
+    ProviderIdentity,
     ProviderState,
     ProviderStatus,
 )
 from videogen_cli.errors import NotFoundError, ProviderError, RefusedError, VideogenError
-from videogen_cli.ports import JobStore, VideoProvider
+from videogen_cli.ports import NEVER_SUBMITTED, JobStore, VideoProvider
 
-NEVER_SUBMITTED = "never submitted to the provider (the submitting process stopped); refunded"
+__all__ = [
+    "NEVER_SUBMITTED",
+    "NOT_FOUND_LIMIT",
+    "GenerateOutcome",
+    "JobService",
+    "RefreshOutcome",
+    "SystemClock",
+]
+
+# Consecutive "not found" answers from a job's own provider before the job is failed and
+# refunded. One answer is never enough: a request fal has just queued, a proxy or a
+# replica may answer 404 for a moment, and a refunded job that fal still runs is a video
+# we pay for and nobody sees.
+NOT_FOUND_LIMIT = 3
 
 
 class SystemClock:
@@ -47,6 +68,9 @@ class GenerateOutcome:
     # Set when the provider refused or could not be reached: the job is failed and
     # refunded, and the caller decides how loudly to say so.
     submit_error: VideogenError | None = None
+    # Set when fal answered the submit with an error but named the request: the job is
+    # kept and followed (see providers/fal.py); the caller may say so.
+    notice: str | None = None
 
 
 @dataclass(frozen=True)
@@ -54,6 +78,10 @@ class RefreshOutcome:
     job: Job
     # Transient provider trouble seen during this refresh: the job was left as it was.
     transient_error: str | None = None
+    # False when the job belongs to another provider than the configured one: the stored
+    # job is returned unchanged, and `not_synced_reason` says why (no secrets in it).
+    synced: bool = True
+    not_synced_reason: str | None = None
 
 
 def provider_handle(job: Job) -> ProviderHandle:
@@ -103,14 +131,26 @@ class JobService:
         self.store.close()
 
     # --- generate --------------------------------------------------------------------------
-    def generate(self, prepared: PreparedRequest, idempotency_key: str) -> GenerateOutcome:
+    def generate(
+        self,
+        prepared: PreparedRequest,
+        idempotency_key: str,
+        *,
+        on_charged: Callable[[Job], None] | None = None,
+    ) -> GenerateOutcome:
         """Charge and create once per key, then hand the job to the provider.
 
         A replay (same key, same request) changes nothing and submits nothing.
+        ``on_charged`` is called once the credits were taken for a new job, before the
+        submit (never for a replay, a refusal or invalid input). Store calls: one
+        ``create_job`` and one ``record_submission`` (or ``fail_job``); the balance is
+        ``create_job``'s, since a submission moves no money.
         """
         key = check_idempotency_key(idempotency_key)
-        # Build the provider first: a misconfigured one must fail before any charge.
+        # Build the provider and learn who it is first: a misconfigured one (or a
+        # simulator whose database is unusable) must fail before any charge.
         provider = self.provider
+        identity = provider.identity
         created = self.store.create_job(
             NewJob(
                 user_id=prepared.request["user_id"],
@@ -127,23 +167,26 @@ class JobService:
         if created.replayed:
             return GenerateOutcome(created.job, key, True, created.balance)
         job = created.job
+        if on_charged is not None:
+            on_charged(job)
         try:
             submission = provider.submit(prepared.model.endpoint_id, prepared.fal_arguments())
         except (RefusedError, ProviderError) as exc:
             # fal refused, or could not be reached after the retries that cannot create a
             # second job: the user must not pay for a video that will never come.
             failed = self.store.fail_job(job.job_id, f"submission failed: {exc.message}")
-            balance = self.store.get_balance(failed.user_id) or 0
+            balance = created.balance + failed.refunded_credits - job.refunded_credits
             return GenerateOutcome(failed, key, False, balance, submit_error=exc)
         recorded = self.store.record_submission(
-            job.job_id, prepared.model.endpoint_id, submission, provider.identity
+            job.job_id, prepared.model.endpoint_id, submission, identity
         )
+        balance = created.balance
         if recorded.provider_request_id != submission.request_id:
             # The job was failed and refunded as never-submitted while we were submitting
             # (only after a long stall): stop the fal job so nobody pays for it twice.
             self._cancel_quietly(prepared.model.endpoint_id, submission.request_id)
-        balance = self.store.get_balance(recorded.user_id) or 0
-        return GenerateOutcome(recorded, key, False, balance)
+            balance += recorded.refunded_credits - job.refunded_credits
+        return GenerateOutcome(recorded, key, False, balance, notice=submission.warning)
 
     # --- status ----------------------------------------------------------------------------
     def get_job(self, job_id: str) -> Job:
@@ -169,6 +212,7 @@ class JobService:
 
         ``fetch`` replaces the status poll (`watch` passes the first event of the status
         stream), so every rule here applies to a streamed status too.
+        A job of another provider comes back unchanged with ``synced=False``.
         """
         job = known if known is not None else self.get_job(job_id)
         if job.status.terminal or not sync:
@@ -178,6 +222,9 @@ class JobService:
             if age > self.submit_grace_seconds:
                 return RefreshOutcome(self.store.fail_job(job.job_id, NEVER_SUBMITTED))
             return RefreshOutcome(job)
+        foreign = self.not_mine(job)
+        if foreign is not None:
+            return RefreshOutcome(job, synced=False, not_synced_reason=foreign)
         handle = provider_handle(job)
         try:
             status = (fetch or self.provider.status)(handle)
@@ -186,10 +233,7 @@ class JobService:
             if exc.code == "provider_auth":
                 raise  # a wrong key is not transient: say so now
             if exc.code == "provider_not_found":
-                # fal no longer knows the request (expired, or never kept): no video will
-                # ever come, so the user gets the credits back.
-                failed = self.store.fail_job(job.job_id, f"fal does not know the request: {exc}")
-                return RefreshOutcome(failed)
+                return self._not_found(job, exc)
             return RefreshOutcome(job, transient_error=exc.message)
         return RefreshOutcome(job)
 
@@ -218,8 +262,52 @@ class JobService:
             )
         return self.store.fail_job(job.job_id, result.error or "no video in the result")
 
+    def not_mine(self, job: Job) -> str | None:
+        """Why the configured provider may not sync this job, or None when it may.
+
+        Jobs recorded before providers were recorded (no identity) are synced through the
+        configured provider, under the same not-found rule.
+        """
+        owner = job.provider_identity
+        if owner is None:
+            return None
+        mine = self.provider.identity
+        if owner == mine:
+            return None
+        return (
+            f"job {job.job_id} was submitted to {owner.describe()}, but this process is "
+            f"configured for {mine.describe()}; shown as stored, not synced "
+            f"({_where_to_sync(owner)})"
+        )
+
+    def _not_found(self, job: Job, exc: ProviderError) -> RefreshOutcome:
+        """One "not found" answer: counted; only the NOT_FOUND_LIMIT-th in a row fails."""
+        noted = self.store.note_not_found(job.job_id)
+        if noted.status.terminal:
+            return RefreshOutcome(noted)  # another process finished it meanwhile
+        if noted.not_found_count < NOT_FOUND_LIMIT:
+            return RefreshOutcome(
+                noted,
+                transient_error=f"{exc.message}; answer {noted.not_found_count} of "
+                f"{NOT_FOUND_LIMIT} in a row before the job is failed and refunded",
+            )
+        # The job's own provider said, again and again, that it does not know the
+        # request (expired, or never kept): no video will come, the user is refunded.
+        failed = self.store.fail_job(
+            job.job_id,
+            f"its provider did not know the request {noted.not_found_count} times in a row: "
+            f"{exc.message}",
+        )
+        return RefreshOutcome(failed)
+
     def _cancel_quietly(self, endpoint_id: str, request_id: str) -> None:
         try:
             self.provider.cancel(ProviderHandle(endpoint_id=endpoint_id, request_id=request_id))
         except VideogenError:
             pass  # best effort: the job is already refunded either way
+
+
+def _where_to_sync(owner: ProviderIdentity) -> str:
+    if owner.name == "simulator":
+        return "run it with the VIDEOGEN_HOME whose simulator took the job"
+    return f"run it with FAL_KEY set and VIDEOGEN_FAL_QUEUE_URL={owner.origin}"

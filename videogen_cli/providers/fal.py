@@ -6,18 +6,29 @@ Retry policy, and why it differs per call:
   retried only when fal cannot have created a job: the connection was never made
   (``ConnectError``/``ConnectTimeout``/``PoolTimeout``), HTTP 429, or a 502/503/504 from
   the ingress (no ``x-fal-request-id`` header, so the request never reached the queue).
-  A read timeout, a 500 or a 5xx that carries a request id has an unknown outcome and is
-  reported as such (``provider_outcome_unknown``), never retried.
+  A read timeout or a 5xx without a request id has an unknown outcome and is reported as
+  such (``provider_outcome_unknown``), never retried.
+- A 5xx that DOES carry ``x-fal-request-id`` is answered as a submission of that request
+  id (``Submission.warning`` says what fal answered), never retried. Why: fal named the
+  request, so it may be queued or running; failing and refunding the job at once would
+  leave a video we pay for and nobody follows. Recorded under that id, the job is
+  followed by `status`/`watch`/`reconcile` like any other: fal either reports the request
+  (and its own error, which fails and refunds the job), or keeps answering "not found",
+  and the core's not-found rule (`JobService.refresh`, NOT_FOUND_LIMIT consecutive
+  answers) fails and refunds it then. fal does not bill 5xx failures (reference §8.1).
 - ``status``, ``result`` and ``cancel`` change nothing that a repeat could double, so they
   are retried on transport errors, timeouts, 429 and 5xx.
 
-Both use 3 attempts with 0.5 s then 1 s between them. ``deadline`` (a monotonic time)
-clips every request's timeout, and no request or backoff sleep outlives it.
+Both use 3 attempts with 0.5 s then 1 s between them, except that a 429 or 503 with a
+``Retry-After`` header (seconds or an HTTP-date) waits what it says, at most
+``MAX_RETRY_AFTER_SECONDS``. ``deadline`` (a monotonic time) clips every request's timeout,
+and no request or wait outlives it: a wait that would pass it ends the call at once.
 
 ProviderError codes raised here: ``provider_unavailable`` (retries exhausted, unusable
 network), ``provider_auth`` (401/403, bad key), ``provider_timeout`` (``deadline``
 reached), ``provider_outcome_unknown`` (submit may or may not have created a job),
-``provider_not_found`` (status for a request id fal does not know),
+``provider_not_found`` (status or result for a request id fal does not know: one such
+answer is never final, see `JobService.refresh`),
 ``provider_protocol_error`` (an answer that does not follow the documented protocol).
 ``RefusedError(code="provider_rejected")`` is a definitive 4xx refusal at submit.
 """
@@ -26,9 +37,11 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 import time
 from collections.abc import Callable, Generator, Iterator, Mapping
+from email.utils import parsedate_to_datetime
 from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
@@ -46,7 +59,15 @@ from videogen_cli.domain import (
 )
 from videogen_cli.errors import ProviderError, RefusedError, UsageError
 
-__all__ = ["APP_NAMESPACES", "FalQueueProvider", "app_base", "describe_error", "request_urls"]
+__all__ = [
+    "APP_NAMESPACES",
+    "FalQueueProvider",
+    "app_base",
+    "describe_error",
+    "fal_origin",
+    "request_urls",
+    "retry_after_seconds",
+]
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +87,10 @@ STREAM_QUIET_SECONDS = STREAM_KEEPALIVE_SECONDS + 5.0
 STREAM_DEADLINE_SLACK = 1.0
 BACKOFF_SECONDS = (0.5, 1.0)  # before attempt 2 and attempt 3
 _INGRESS_STATUSES = frozenset({502, 503, 504})
+# A server's Retry-After is honoured up to this; longer waits belong to the caller's own
+# backoff (watch, reconcile), not to one HTTP call.
+MAX_RETRY_AFTER_SECONDS = 60.0
+_RETRY_AFTER_STATUSES = frozenset({429, 503})
 _MAX_LINE = 300  # describe_error output stays one readable line
 _NUMERIC_APP_ID = re.compile(r"^([0-9]+)-([a-zA-Z0-9-]+)$")
 _AUTH_HINT = "check FAL_KEY: it must be a valid fal API key with access to the queue API"
@@ -130,6 +155,31 @@ def describe_error(status_code: int, headers: Mapping[str, str], body: bytes) ->
         if header_type:
             line = f"{line} ({header_type})"
     return _one_line(line)
+
+
+def retry_after_seconds(value: str | None, now: float) -> float | None:
+    """Seconds a ``Retry-After`` value asks to wait (RFC 9110 §10.2.3), or None.
+
+    Accepts delay-seconds (a fraction too) and an HTTP-date (relative to ``now``, wall
+    clock); a date in the past is 0. Capped at ``MAX_RETRY_AFTER_SECONDS``. Anything else
+    (empty, negative, not finite, unparsable) is ignored: None.
+    """
+    if value is None or not value.strip():
+        return None
+    text = value.strip()
+    try:
+        seconds = float(text)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(text)
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return None
+        if when.tzinfo is None:
+            return None  # an HTTP-date is always GMT; a zone-less date is not one
+        seconds = max(0.0, when.timestamp() - now)
+    if not math.isfinite(seconds) or seconds < 0:
+        return None
+    return min(seconds, MAX_RETRY_AFTER_SECONDS)
 
 
 def _describe_item(item: object) -> str:
@@ -222,8 +272,10 @@ class FalQueueProvider:
         timeout: float = 30.0,
         sleep: Callable[[float], None] = time.sleep,
         monotonic: Callable[[], float] = time.monotonic,
+        now: Callable[[], float] = time.time,
         name: str = "fal",
         max_connections: int = MAX_CONNECTIONS,
+        identity: Callable[[], ProviderIdentity] | None = None,
     ) -> None:
         key = api_key.strip()
         # A key with control or non-ASCII characters would make the HTTP layer raise an
@@ -239,14 +291,15 @@ class FalQueueProvider:
         self.name = name
         self.deadline: float | None = None
         self.base_url = base_url.rstrip("/")
-        # Stand-in until the provider-identity change of the core lands (h-store, for the
-        # record_submission seam): the name and the queue base URL.
-        self.identity = ProviderIdentity(self.name, self.base_url)
         self._key = _Secret(key)
         self._timeout = timeout
         self._sleep = sleep
         self._monotonic = monotonic
+        self._now = now
         self._origin = _origin(self.base_url)
+        # Resolved on first use: the simulator's identity lives in its database.
+        self._identity_source = identity or (lambda: ProviderIdentity("fal", fal_origin(base_url)))
+        self._identity: ProviderIdentity | None = None
         self._client = httpx.Client(
             transport=transport,
             headers={
@@ -266,6 +319,13 @@ class FalQueueProvider:
     def __repr__(self) -> str:
         return f"FalQueueProvider(name={self.name!r}, base_url={self.base_url!r})"
 
+    @property
+    def identity(self) -> ProviderIdentity:
+        """Who takes the jobs submitted here (README "Each job stays with its provider")."""
+        if self._identity is None:
+            self._identity = self._identity_source()
+        return self._identity
+
     # --- VideoProvider -------------------------------------------------------------------
 
     def submit(self, endpoint_id: str, arguments: dict[str, object]) -> Submission:
@@ -278,9 +338,11 @@ class FalQueueProvider:
         """
         url = f"{self.base_url}/{endpoint_id.strip().strip('/')}"
         last = ""
+        wait: float | None = None
         for attempt in range(MAX_ATTEMPTS):
             if attempt:
-                self._backoff(attempt, "submit", last)
+                self._backoff(attempt, "submit", last, wait)
+            wait = None
             try:
                 response = self._send("POST", url, json_body=arguments)
             except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
@@ -297,13 +359,17 @@ class FalQueueProvider:
             text = self._describe(response)
             if code in (401, 403):
                 self._auth_failed(code, text)
-            retryable = code == 429 or (
-                code in _INGRESS_STATUSES and "x-fal-request-id" not in response.headers
-            )
+            named = _header(response.headers, "x-fal-request-id")
+            retryable = code == 429 or (code in _INGRESS_STATUSES and named is None)
             if retryable:
                 last = f"HTTP {code}: {text}"
+                wait = self._retry_after(response)
                 log.debug("fal submit attempt %d refused for now: %s", attempt + 1, last)
                 continue
+            if code >= 500 and named is not None:
+                # fal named the request it created: follow it rather than refund blindly
+                # (the reasons are in this module's docstring).
+                return self._named_submission(endpoint_id, named, f"HTTP {code}: {text}")
             if 300 <= code < 400:
                 # Not followed for a POST (httpx would turn a 302 into a GET): the answer
                 # is a redirect, so nothing was created at this URL.
@@ -379,6 +445,13 @@ class FalQueueProvider:
                 return ProviderResult(video_url=url)
             keys = ", ".join(sorted(body)) if isinstance(body, dict) else "not a JSON object"
             return ProviderResult(error=f"fal returned no video (response keys: {keys})")
+        if code == 404:
+            # Like status: an unknown request is never final from one answer.
+            raise ProviderError(
+                f"fal does not know request {handle.request_id} ({self._describe(response)})",
+                code="provider_not_found",
+                hint="check the stored request id and endpoint; fal may have expired it",
+            )
         if 400 <= code < 500:
             return ProviderResult(error=self._describe(response))
         self._protocol_error("result", response)
@@ -567,9 +640,11 @@ class FalQueueProvider:
     ) -> httpx.Response:
         """A request that is safe to repeat: retried on transport errors, 408, 429, 5xx."""
         last = ""
+        wait: float | None = None
         for attempt in range(MAX_ATTEMPTS):
             if attempt:
-                self._backoff(attempt, what, last)
+                self._backoff(attempt, what, last, wait)
+            wait = None
             try:
                 response = self._send(method, url, params=params)
             except (httpx.UnsupportedProtocol, httpx.LocalProtocolError) as exc:
@@ -583,6 +658,7 @@ class FalQueueProvider:
                 self._auth_failed(code, self._describe(response))
             if code in (408, 429) or code >= 500:
                 last = f"HTTP {code}: {self._describe(response)}"
+                wait = self._retry_after(response)
                 log.debug("fal %s attempt %d failed: %s", what, attempt + 1, last)
                 continue
             return response
@@ -592,14 +668,25 @@ class FalQueueProvider:
             hint="transient trouble at fal; the job keeps running there, ask again later",
         )
 
-    def _backoff(self, attempt: int, what: str, last: str) -> None:
-        delay = BACKOFF_SECONDS[min(attempt, len(BACKOFF_SECONDS)) - 1]
+    def _backoff(self, attempt: int, what: str, last: str, retry_after: float | None) -> None:
+        """Sleep before attempt ``attempt + 1``: what fal asked for, else our backoff."""
+        if retry_after is not None:
+            delay = retry_after
+        else:
+            delay = BACKOFF_SECONDS[min(attempt, len(BACKOFF_SECONDS)) - 1]
         if self.deadline is not None and self._monotonic() + delay >= self.deadline:
+            asked = f" (fal asked to retry after {delay:g} s)" if retry_after is not None else ""
             raise ProviderError(
-                self._scrub(f"deadline reached while retrying the fal {what} call: {last}"),
+                self._scrub(f"deadline reached while retrying the fal {what} call{asked}: {last}"),
                 code="provider_timeout",
             )
         self._sleep(delay)
+
+    def _retry_after(self, response: httpx.Response) -> float | None:
+        """The wait a 429/503 asks for in ``Retry-After``; None for other answers."""
+        if response.status_code not in _RETRY_AFTER_STATUSES:
+            return None
+        return retry_after_seconds(response.headers.get("retry-after"), self._now())
 
     def _urls(self, handle: ProviderHandle) -> tuple[str, str, str]:
         """The handle's URLs where present and on our origin, else derived (§4).
@@ -622,9 +709,35 @@ class FalQueueProvider:
                 chosen.append(fallback)
         return chosen[0], chosen[1], chosen[2]
 
+    def _named_submission(self, endpoint_id: str, request_id: str, answer: str) -> Submission:
+        try:
+            status_url, response_url, cancel_url = request_urls(
+                self.base_url, endpoint_id, request_id
+            )
+        except ValueError as exc:
+            raise UsageError(str(exc), code="invalid_endpoint_id") from None
+        warning = self._scrub(
+            f"fal answered the submit with {answer} but named request {request_id}; "
+            "the job is followed under that id"
+        )
+        log.debug("%s", warning)
+        return Submission(
+            request_id=request_id,
+            status_url=status_url,
+            response_url=response_url,
+            cancel_url=cancel_url,
+            queue_position=None,
+            warning=warning,
+        )
+
     def _parse_submission(self, response: httpx.Response) -> Submission:
         body = _json_or_none(response.content)
         request_id = body.get("request_id") if isinstance(body, dict) else None
+        if not isinstance(request_id, str) or not request_id:
+            # The header names the queue request too (fal's JS client reads it there).
+            request_id = _header(response.headers, "x-fal-request-id")
+            if isinstance(body, dict) and request_id:
+                body = {**body, "request_id": request_id}
         if not isinstance(body, dict) or not isinstance(request_id, str) or not request_id:
             # fal took the request (2xx), so a job may be running that we cannot follow.
             raise ProviderError(
@@ -688,6 +801,13 @@ class FalQueueProvider:
             ),
             code="provider_protocol_error",
         )
+
+
+def fal_origin(base_url: str) -> str:
+    """The queue base URL as a provider identity: scheme and host lower-cased, no slash."""
+    parts = urlsplit(base_url.strip())
+    host = parts.netloc.rpartition("@")[2].lower()  # never keep credentials in a URL
+    return f"{parts.scheme.lower()}://{host}{parts.path.rstrip('/')}"
 
 
 def _origin(url: str) -> tuple[str, str]:

@@ -16,6 +16,11 @@ All state lives in the table ``sim_requests`` of the sandbox database, never in 
 ``generate`` in one process and ``watch`` in another see the same request. Time is wall
 clock (``clock``) so separate processes agree on it; ``speed`` multiplies it.
 
+The simulator's identity is ``simulator`` + ``sandbox:<uuid>``, the uuid made once and
+kept in the table ``sim_sandbox`` of the same file: another VIDEOGEN_HOME (or another
+machine) is another simulator, and never syncs this one's jobs (README "Each job stays
+with its provider").
+
 Timeline at speed 1, in seconds after submit: IN_QUEUE 0-2 (queue_position 1, then 0
 from 1 s), IN_PROGRESS 2-7, COMPLETED from 7. Other outcomes: see ``PROMPT_WORDS``.
 """
@@ -24,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import re
 import sqlite3
@@ -33,11 +39,14 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from videogen_cli.domain import ProviderIdentity
+from videogen_cli.errors import ProviderError
 from videogen_cli.providers.fal import DEFAULT_BASE_URL, FalQueueProvider, app_base
 
 __all__ = [
@@ -60,6 +69,9 @@ PROMPT_WORDS: dict[str, str] = {
     "sim:no-stream": "the status stream is refused (405): watch falls back to polling",
     "sim:stream-drop": "the status stream breaks after its first event; watch falls back to polls",
     "sim:stream-quiet": "the status stream goes silent after its first event, no keep-alives",
+    "sim:lost": "status and result always answer 404: failed and refunded after 3 in a row",
+    "sim:lost-once": "the first status call answers 404; then it runs and completes, no refund",
+    "sim:retry-after": "status answers 429 (Retry-After: 1), then 503 (an HTTP-date); it completes",
 }
 
 # `.invalid` can never resolve (RFC 2606): a simulated URL cannot pass for a real video.
@@ -76,6 +88,13 @@ create table if not exists sim_requests (
     speed        real not null,   -- fixed at submit so every process sees one timeline
     status_calls integer not null default 0,
     cancelled_at real             -- set when a cancel removed the request from the queue
+)
+"""
+
+_IDENTITY_DDL = """
+create table if not exists sim_sandbox (
+    id         integer primary key check (id = 1),
+    sandbox_id text not null      -- random, made once: this simulator's identity
 )
 """
 
@@ -330,6 +349,25 @@ class SimulatorTransport(httpx.BaseTransport):
                 self._db.close()
                 self._db = None
 
+    def identity(self) -> ProviderIdentity:
+        """``simulator`` + ``sandbox:<uuid>``, the uuid created once in this file."""
+        with self._lock:
+            try:
+                db = self._connect()
+                with _transaction(db):
+                    db.execute(
+                        "insert or ignore into sim_sandbox (id, sandbox_id) values (1, ?)",
+                        (str(uuid.uuid4()),),
+                    )
+                    row = db.execute("select sandbox_id from sim_sandbox where id = 1").fetchone()
+            except sqlite3.Error as exc:
+                raise ProviderError(
+                    f"simulator database unavailable: {exc}",
+                    code="provider_unavailable",
+                    hint="check VIDEOGEN_HOME points at a writable folder",
+                ) from exc
+        return ProviderIdentity("simulator", f"sandbox:{row[0]}")
+
     # --- routing -----------------------------------------------------------------------
 
     def _route(self, request: httpx.Request) -> httpx.Response:
@@ -433,8 +471,13 @@ class SimulatorTransport(httpx.BaseTransport):
         if row is None:
             return _json(404, {"detail": "Request not found"}, request_id)
         words: list[str] = json.loads(row[0])
+        before = row[3] - 1  # status calls before this one
+        if "sim:lost" in words or ("sim:lost-once" in words and before == 0):
+            return _json(404, {"detail": "Request not found"}, request_id)
+        if "sim:retry-after" in words and before < 2:
+            return self._retry_after_answer(before)
         if "sim:flaky" in words:
-            trouble = _flaky_answer(row[3] - 1)  # the count before this call
+            trouble = _flaky_answer(before)
             if trouble is not None:
                 return trouble
         state = _State.of(words, row[1], row[2], row[4], self._clock())
@@ -534,7 +577,7 @@ class SimulatorTransport(httpx.BaseTransport):
             )
             .fetchone()
         )
-        if row is None:
+        if row is None or "sim:lost" in json.loads(row[1]):
             return _json(404, {"detail": "Request not found"}, request_id)
         words: list[str] = json.loads(row[1])
         state = _State.of(words, row[2], row[3], row[4], self._clock())
@@ -556,6 +599,19 @@ class SimulatorTransport(httpx.BaseTransport):
             )
             return _json(422, {"detail": [item]}, request_id)
         return _json(200, ENDPOINTS[row[0]].output(request_id), request_id)
+
+    def _retry_after_answer(self, before: int) -> httpx.Response:
+        """sim:retry-after: both forms of the header (RFC 9110 §10.2.3), one each."""
+        if before == 0:
+            return httpx.Response(
+                429, json={"detail": "Too many requests, slow down"}, headers={"retry-after": "1"}
+            )
+        # An HTTP-date has whole seconds: the first whole second at least 1 s from now.
+        at = datetime.fromtimestamp(math.ceil(self._clock() + 1), UTC)
+        when = format_datetime(at, usegmt=True)
+        return httpx.Response(
+            503, text=_INGRESS_503, headers={"content-type": "text/html", "retry-after": when}
+        )
 
     def _cancel(self, app: str, request_id: str) -> httpx.Response:
         db = self._connect()
@@ -595,6 +651,7 @@ class SimulatorTransport(httpx.BaseTransport):
             db.execute("pragma busy_timeout = 10000")
             db.execute("pragma journal_mode = wal")
             db.execute(_TABLE_DDL)
+            db.execute(_IDENTITY_DDL)
         except sqlite3.Error:
             db.close()
             raise
@@ -767,11 +824,14 @@ def build_simulator(
     monotonic: Callable[[], float] = time.monotonic,
 ) -> FalQueueProvider:
     """The real adapter on a ``SimulatorTransport`` over ``db_path``: the sandbox provider."""
+    transport = SimulatorTransport(db_path, speed=speed, clock=clock, sleep=sleep)
     return FalQueueProvider(
         "sandbox",
         base_url=base_url,
-        transport=SimulatorTransport(db_path, speed=speed, clock=clock, sleep=sleep),
+        transport=transport,
         sleep=sleep,
         monotonic=monotonic,
+        now=clock,
         name="simulator",
+        identity=transport.identity,
     )
