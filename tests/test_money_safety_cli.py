@@ -189,6 +189,20 @@ def test_a_simulator_job_read_by_fal_elsewhere_asks_nobody(
     assert ledger(isolated_env, job_id) == [("charge", -16)]
 
 
+def test_watch_of_another_providers_job_stops_at_once_with_exit_5(isolated_env: Path) -> None:
+    """Not followed until the deadline (exit 6): it can never be synced here."""
+    job_id = fal_job(isolated_env, "order-fal-watch")
+    result = run("watch", job_id, "--timeout", "600", "--json")
+    assert result.exit_code == 5, result.output
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert lines[0]["job_id"] == job_id and lines[0]["status"] == "pending"
+    error = lines[-1]["error"]
+    assert error["code"] == "provider_mismatch"
+    assert error["message"].startswith(f"not followed here: job {job_id} was submitted to fal")
+    assert error["hint"] == f"run `videogen watch {job_id}` where its provider is configured"
+    assert ledger(isolated_env, job_id) == [("charge", -16)]
+
+
 def test_a_synced_status_is_exactly_the_job_object(isolated_env: Path) -> None:
     job_id = generate("a boat", "order-sync-1")["job_id"]
     out = run_json("status", job_id)

@@ -325,6 +325,17 @@ def _finish_watch(
                 hint="failed jobs are refunded automatically; see `videogen status <job>`",
             ),
         )
+    if result.unsynced:
+        from videogen_cli.errors import BackendError
+
+        job_id, reason = next(iter(result.unsynced.items()))
+        # Another provider's job is never synced here (README "Each job stays with its
+        # provider"): stop following it instead of waiting for the deadline.
+        raise BackendError(
+            f"not followed here: {reason}",
+            code="provider_mismatch",
+            hint=f"run `videogen watch {job_id}` where its provider is configured",
+        )
     if result.timed_out:
         running = " ".join(j.job_id for j in result.running)
         raise WaitTimeoutError(

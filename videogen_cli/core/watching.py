@@ -85,6 +85,10 @@ class WatchResult:
     timed_out: bool = False
     polls: int = 0  # status checks asked of the provider (polls and stream opens)
     streams: int = 0  # status streams opened
+    # Jobs this process may not sync (another provider took them): job id -> why. They
+    # are shown as stored and no longer followed (README "Each job stays with its
+    # provider").
+    unsynced: dict[str, str] = field(default_factory=dict)
 
     @property
     def failed(self) -> list[Job]:
@@ -92,7 +96,8 @@ class WatchResult:
 
     @property
     def running(self) -> list[Job]:
-        return [j for j in self.jobs.values() if not j.status.terminal]
+        """Jobs still followed: not terminal, and this process's provider's."""
+        return [j for k, j in self.jobs.items() if not j.status.terminal and k not in self.unsynced]
 
 
 def watch(
@@ -237,6 +242,7 @@ class _Event:
     global_refusal: bool = False
     opened: bool = False
     fatal: BaseException | None = None
+    unsynced: str | None = None  # another provider's job: why it is not followed
 
 
 class _Watch:
@@ -330,7 +336,11 @@ class _Watch:
                 self._drain(block=pause)
 
     def _idle_running(self, track: _Track) -> bool:
-        return not track.busy and not track.job.status.terminal
+        return (
+            not track.busy
+            and not track.job.status.terminal
+            and track.key not in self.result.unsynced
+        )
 
     def _dispatch(self, now: float) -> None:
         if self.stream and not self.streams_refused:
@@ -390,9 +400,11 @@ class _Watch:
             raise event.fatal
         track = event.track
         now = self.clock.monotonic()
+        if event.unsynced is not None:
+            self.result.unsynced[track.key] = event.unsynced
         if event.job is not None:
             track.last_checked = now
-            self._report(track, event.job, event.transient_error)
+            self._report(track, event.job, event.transient_error or event.unsynced)
         if event.opened and self._following is not None:
             self._following(track.job.job_id, True, None)
         if not event.finished:
@@ -452,7 +464,15 @@ class _Watch:
         except BaseException as exc:  # handed to the loop, which raises it
             self.events.put(_Event(track, finished=True, fatal=exc))
             return
-        self.events.put(_Event(track, outcome.job, outcome.transient_error, finished=True))
+        self.events.put(
+            _Event(
+                track,
+                outcome.job,
+                outcome.transient_error,
+                finished=True,
+                unsynced=None if outcome.synced else outcome.not_synced_reason,
+            )
+        )
 
     def _stream_task(self, track: _Track, job: Job) -> None:
         streamer = _streamer(self.service, job)
@@ -461,6 +481,10 @@ class _Watch:
         try:
             outcome = self.service.refresh(job.job_id, known=job, fetch=opening.first)
             job = outcome.job
+            if not outcome.synced:  # another provider's job: no stream was opened
+                reason = outcome.not_synced_reason or "another provider's job"
+                self.events.put(_Event(track, job, finished=True, unsynced=reason))
+                return
             failure = opening.failure
             if failure is not None or opening.events is None or outcome.transient_error:
                 # Refused, broken at once, or not followed at all (e.g. the job is not
