@@ -45,5 +45,5 @@ def grant(
     service: JobService, user_id: str, credits: int, reason: str, operator: str
 ) -> GrantReport:
     """Add credits (creating the account when new). Each call is a new grant."""
-    balance = service.store.grant_credits(user_id, credits, reason, operator)
-    return GrantReport(user_id, credits, balance, reason, operator)
+    outcome = service.store.grant_credits(user_id, credits, reason, operator)
+    return GrantReport(user_id, credits, outcome.balance, reason, operator)
