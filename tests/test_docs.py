@@ -13,7 +13,8 @@ from videogen_cli.providers.simulator import PROMPT_WORDS
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
 COMMANDS = ["generate", "status", "watch", "refund", "replay-key", "grant", "models", "jobs",
-            "credits", "config", "db sql", "db migrate", "smoke"]  # fmt: skip
+            "credits", "config", "db sql", "db migrate", "serve", "token",
+            "smoke"]  # fmt: skip
 
 
 def test_readme_documents_every_prompt_word() -> None:

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from videogen_cli import __version__
-from videogen_cli.cli import admin_cmd, jobs_cmd, money_cmd, smoke_cmd
+from videogen_cli.cli import admin_cmd, jobs_cmd, money_cmd, serve_cmd, smoke_cmd
 from videogen_cli.cli.common import JsonOpt
 from videogen_cli.cli.output import Output, command_boundary
 
@@ -65,6 +65,8 @@ app.command("jobs")(admin_cmd.jobs)
 app.command("credits")(admin_cmd.credits)
 app.command("grant")(money_cmd.grant)
 app.command("config")(admin_cmd.config)
+app.command("serve")(serve_cmd.serve)
+app.command("token")(serve_cmd.token)
 app.command("smoke")(smoke_cmd.smoke)
 
 db_app = typer.Typer(
