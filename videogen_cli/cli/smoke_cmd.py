@@ -187,7 +187,26 @@ def _books_for_http() -> JobService | None:
 
 
 def _jwt_secret() -> str | None:
-    return os.environ.get("SUPABASE_JWT_SECRET", "").strip() or None
+    """The secret that signs user tokens, if known here: SUPABASE_JWT_SECRET, or the
+    configured sandbox's own (the one `videogen token` and `videogen serve` use there)."""
+    from videogen_cli.config import load_settings
+    from videogen_cli.errors import ConfigError
+    from videogen_cli.http.tokens import SANDBOX_SECRET_FILE, SECRET_ENV
+
+    secret = os.environ.get(SECRET_ENV, "").strip()
+    if secret:
+        return secret
+    try:
+        settings = load_settings()
+    except ConfigError:
+        return None
+    path = settings.home / SANDBOX_SECRET_FILE
+    if settings.backend != "sandbox" or not path.is_file():
+        return None  # never create one: a new secret cannot be the endpoint's
+    try:
+        return path.read_text().strip() or None
+    except OSError:
+        return None
 
 
 def _describe_backend(settings: Any) -> str:

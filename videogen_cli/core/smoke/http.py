@@ -13,7 +13,6 @@ import base64
 import binascii
 import json
 import random
-import time
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
@@ -64,21 +63,6 @@ def token_subject(token: str) -> str:
             "--token is not a user JWT with a UUID `sub`",
             hint="mint one with: videogen token --user UUID",
         ) from None
-
-
-def mint_token(secret: str, user_id: str, ttl_seconds: int = 3600) -> str:
-    """An HS256 user token as Supabase Auth signs them (for the no-credits user)."""
-    import jwt  # PyJWT, lazily: only a smoke run that knows the secret needs it
-
-    now = int(time.time())
-    claims = {
-        "sub": user_id,
-        "role": "authenticated",
-        "aud": "authenticated",
-        "iat": now,
-        "exp": now + ttl_seconds,
-    }
-    return str(jwt.encode(claims, secret, algorithm="HS256"))
 
 
 def normalise_endpoint(url: str) -> str:
@@ -237,10 +221,10 @@ class HttpTarget:
                 "no token for a user without credits: the endpoint's JWT secret is not known "
                 "here (set SUPABASE_JWT_SECRET)"
             )
-        try:
-            return Principal(user_id, mint_token(self._jwt_secret, user_id))
-        except ImportError:
-            return "no token for a user without credits: PyJWT is not installed"
+        # The same signing as `videogen token` (PyJWT, imported only here).
+        from videogen_cli.http.tokens import mint
+
+        return Principal(user_id, mint(self._jwt_secret, user_id, 3600))
 
     def set_deadline(self, monotonic_deadline: float) -> None:
         self._deadline = monotonic_deadline
