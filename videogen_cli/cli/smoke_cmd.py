@@ -72,7 +72,7 @@ def smoke(
     ] = 1.0,
     max_interval: Annotated[
         float, typer.Option("--max-interval", help="Longest wait between polls, s.")
-    ] = 10.0,
+    ] = 5.0,
     json_mode: JsonOpt = False,
 ) -> None:
     """Run the backend plan's checks: create, replay, key reuse, no credits, completion,

@@ -81,7 +81,7 @@ def smoke_user_ids(run_id: str) -> tuple[str, str]:
 class SmokeOptions:
     run_id: str
     check_timeout: float = DEFAULT_CHECK_TIMEOUT
-    backoff: Backoff = field(default_factory=lambda: Backoff(1.0, 10.0, 2.0, True))
+    backoff: Backoff = field(default_factory=lambda: Backoff(1.0, 5.0, 2.0, True))
     model: str | None = None
 
 
