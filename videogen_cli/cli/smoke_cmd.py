@@ -15,7 +15,7 @@ import typer
 
 from videogen_cli.cli.common import JsonOpt
 from videogen_cli.cli.output import Output, command_boundary
-from videogen_cli.errors import UsageError
+from videogen_cli.errors import BackendError, UsageError
 
 if TYPE_CHECKING:
     from videogen_cli.core.jobs import JobService
@@ -114,13 +114,22 @@ def smoke(
                 hint="e.g. --run-id $GITHUB_RUN_ID",
             )
         options = SmokeOptions(run, check_timeout, backoff, model)
-        target = _build_target(out, endpoint, token, run)
+        try:
+            target = _build_target(out, endpoint, token, run)
+        except BackendError as exc:  # the configured backend cannot even be opened
+            if junit is not None:
+                where = "http" if endpoint else "direct"
+                _write_junit(_unreachable_report(where, endpoint or "", {}, run, exc), junit)
+            raise
         try:
             try:
                 target.probe()
             except TargetUnreachable as exc:
                 if junit is not None:
-                    _write_junit(_unreachable_report(target, run, exc.message), junit)
+                    report = _unreachable_report(
+                        target.mode, target.description, target.environment, run, exc
+                    )
+                    _write_junit(report, junit)
                 raise
             session = SmokeSession(target, options)
             plan = session.plan()
@@ -139,7 +148,12 @@ def smoke(
         else:
             _print_table(report)
         if report.unreachable is not None:
-            raise TargetUnreachable(report.unreachable)
+            # The report above is the answer; in JSON mode no second object follows it.
+            out.exit_after_result(
+                TargetUnreachable(
+                    f"the target stopped answering during the run: {report.unreachable}"
+                )
+            )
         if not report.passed:
             raise typer.Exit(1)
 
@@ -236,11 +250,14 @@ def _confirm_spend(out: Output, target: Target, plan: SmokePlan, yes: bool) -> N
         raise typer.Exit(0)
 
 
-def _unreachable_report(target: Target, run_id: str, message: str) -> SmokeReport:
+def _unreachable_report(
+    mode: str, where: str, environment: dict[str, Any], run_id: str, exc: BackendError
+) -> SmokeReport:
     """Every check failed as not run, so a CI dashboard still shows each name and why."""
     from videogen_cli.core.smoke.results import CHECK_NAMES, CheckResult, CheckStatus, SmokeReport
 
-    report = SmokeReport(target.mode, target.description, target.environment, run_id)
+    message = exc.message
+    report = SmokeReport(mode, where, environment, run_id)
     report.unreachable = message
     for name in CHECK_NAMES:
         report.checks.append(

@@ -212,6 +212,11 @@ class SmokeSession:
         books = self._books()
         return None if books is None else books.store.get_balance(user_id)
 
+    def _balance_before(self, user_id: str) -> int | None:
+        """A balance read before a create: from where the job will be, if anywhere."""
+        books = self.target.candidate_books()
+        return None if books is None else books.store.get_balance(user_id)
+
     def _remaining(self) -> float:
         return self.deadline - self.clock.monotonic()
 
@@ -242,7 +247,7 @@ class SmokeSession:
     # --- the checks --------------------------------------------------------------------
     def create_pending(self, name: str) -> str:
         request = self._req()
-        self.balance_before_primary = self._balance(self.user.user_id)
+        self.balance_before_primary = self._balance_before(self.user.user_id)
         self._progress("creating a job")
         try:
             answer = self.target.create(self.user, request, self._key("create"))
@@ -433,11 +438,12 @@ class SmokeSession:
                 "the provider (real fal) cannot be told to fail; no paid job was spent on it"
             )
         request = self._req().with_prompt(f"{self._req().prompt} {FAIL_WORD}")
-        before = self._balance(self.user.user_id)
+        before = self._balance_before(self.user.user_id)
         self._progress(f"creating a job that fails ({FAIL_WORD})")
         answer = self.target.create(self.user, request, self._key("fail"))
         if not answer.ok or answer.job_id is None:
             raise CheckFailed(f"expected a new job for a `{FAIL_WORD}` prompt; got {answer.shown}")
+        self.target.confirm_books(answer.job_id, self.user)
         view = self._wait(answer.job_id, self.user)
         if view.status == "completed":
             if self.target.can_fail_on_purpose is None:

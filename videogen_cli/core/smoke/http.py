@@ -185,7 +185,7 @@ class HttpTarget:
     def principal(self) -> Principal:
         return self._user
 
-    def books(self) -> JobService | None:
+    def candidate_books(self) -> JobService | None:
         """The configured backend, unless a job created over HTTP proved it is another."""
         if self._books_state == "unknown":
             try:
@@ -195,9 +195,15 @@ class HttpTarget:
             self._books_state = "candidate" if self._books is not None else "other"
         return self._books if self._books_state != "other" else None
 
+    def books(self) -> JobService | None:
+        """The configured backend, once it proved to hold the jobs made over HTTP."""
+        return self._books if self._books_state == "confirmed" else None
+
     def confirm_books(self, job_id: str, who: Principal) -> bool:
         """Whether the configured backend holds this job (made over HTTP) for this user."""
-        books = self.books()
+        if self._books_state in ("confirmed", "other"):
+            return self._books_state == "confirmed"
+        books = self.candidate_books()
         if books is None:
             return False
         try:

@@ -133,6 +133,10 @@ class Target(Protocol):
         """The backend behind the target, when smoke can read it (balances, ledger)."""
         ...
 
+    def candidate_books(self) -> JobService | None:
+        """What `books` will be if the target's jobs turn up there (read before a create)."""
+        ...
+
     def confirm_books(self, job_id: str, who: Principal) -> bool:
         """Whether `books` holds this job of this user (so it is the target's backend)."""
         ...
@@ -228,6 +232,9 @@ class DirectTarget:
         return self._user
 
     def books(self) -> JobService:
+        return self.service
+
+    def candidate_books(self) -> JobService:
         return self.service
 
     def confirm_books(self, job_id: str, who: Principal) -> bool:
