@@ -9,14 +9,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.backends.conftest import (  # noqa: F401  (fixtures, registered by import)
-    ANON_KEY,
-    SERVICE_KEY,
-    pg_admin_dsn,
-    pg_dsn,
-    pg_pool,
-    pg_template,
-)
+from tests.backends.conftest import ANON_KEY, SERVICE_KEY
 from tests.smoke.harness import smoke
 from tests.support import pgcluster
 from tests.support.postgrest_stub import PostgrestStub
