@@ -149,3 +149,19 @@ def test_bad_usage_exits_2_and_runs_nothing(
     assert message in run.json()["error"]["message"]
     assert not run.junit.exists()
     assert not (isolated_env / "sandbox.sqlite3").exists()
+
+
+def test_a_job_that_never_completes_fails_its_checks_at_their_deadline(
+    isolated_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The simulator a million times slower than usual: nothing finishes during the test.
+    monkeypatch.setenv("VIDEOGEN_SIM_SPEED", "0.001")
+    run = smoke(tmp_path, "--check-timeout", "0.2", "--json")
+    assert run.exit_code == 1
+    assert run.failed() == ["completes_with_video", "failure_refunded_once"]
+    checks = {c["name"]: (c["status"], c["message"]) for c in run.json()["checks"]}
+    assert "within 0.2 s; still pending" in checks["completes_with_video"][1]
+    assert checks["refund_once_and_invariant"][0] == "skipped"
+    assert "is pending, not completed; the ledger invariant holds" in (
+        checks["refund_once_and_invariant"][1]
+    )

@@ -46,7 +46,7 @@ def junit_xml(report: SmokeReport, *, timestamp: datetime | None = None) -> byte
         ("mode", report.mode),
         ("run_id", report.run_id),
         ("user_id", report.user_id or ""),
-        *((f"environment.{k}", str(v)) for k, v in report.environment.items()),
+        *((f"environment.{k}", "unknown" if v is None else str(v)) for k, v in report.environment.items()),
     ):
         ET.SubElement(properties, "property", {"name": name, "value": value})
     for check in report.checks:
