@@ -46,7 +46,7 @@ def junit_xml(report: SmokeReport, *, timestamp: datetime | None = None) -> byte
         ("mode", report.mode),
         ("run_id", report.run_id),
         ("user_id", report.user_id or ""),
-        *((f"environment.{k}", "unknown" if v is None else str(v)) for k, v in report.environment.items()),
+        *((f"environment.{k}", _shown(v)) for k, v in report.environment.items()),
     ):
         ET.SubElement(properties, "property", {"name": name, "value": value})
     for check in report.checks:
@@ -77,6 +77,10 @@ def write_junit(report: SmokeReport, path: Path) -> None:
     """Write the report; the folder is created when missing (CI report folders often are)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(junit_xml(report))
+
+
+def _shown(value: object) -> str:
+    return "unknown" if value is None else str(value)
 
 
 def _one_line(text: str) -> str:
