@@ -53,7 +53,11 @@ def smoke(
     ] = False,
     check_timeout: Annotated[
         float,
-        typer.Option("--check-timeout", help="Deadline of each check, seconds."),
+        typer.Option(
+            "--check-timeout",
+            envvar="VIDEOGEN_SMOKE_CHECK_TIMEOUT",
+            help="Deadline of each check, seconds (a job that never ends fails its check).",
+        ),
     ] = 180.0,
     run_id: Annotated[
         str | None,
@@ -279,12 +283,20 @@ def _write_junit(report: SmokeReport, path: Path) -> None:
         ) from None
 
 
-_STYLE = {"passed": "green", "failed": "red", "skipped": "yellow", "running": "cyan"}
+_STYLE = {
+    "passed": "green",
+    "failed": "red",
+    "skipped": "yellow",
+    "running": "cyan",
+    "waiting": "dim",
+}
 
 
 def _print_table(report: SmokeReport) -> None:
     from rich.console import Console
     from rich.table import Table
+
+    from videogen_cli.core.smoke.results import CheckStatus
 
     console = Console(file=sys.stdout, highlight=False, soft_wrap=False)
     table = Table(box=None, pad_edge=False, show_edge=False)
@@ -299,7 +311,7 @@ def _print_table(report: SmokeReport) -> None:
     for check in report.checks:
         if check.status.value != "passed":
             sys.stdout.write(f"{check.name} {check.status.value}: {check.message}\n")
-    counts = {s: sum(1 for c in report.checks if c.status.value == s) for s in _STYLE}
+    counts = {s.value: report.count(s) for s in CheckStatus}
     verdict = "passed" if report.passed else "FAILED"
     sys.stdout.write(
         f"smoke {verdict}: {counts['passed']} passed, {counts['failed']} failed, "
@@ -366,7 +378,9 @@ class _LiveView:
         from rich.console import Console
         from rich.live import Live
 
-        self.rows: dict[str, tuple[str, str]] = {}
+        from videogen_cli.core.smoke.results import CHECK_NAMES
+
+        self.rows: dict[str, tuple[str, str]] = dict.fromkeys(CHECK_NAMES, ("waiting", ""))
         self.started_at: dict[str, float] = {}
         self.seconds: dict[str, float] = {}
         self.console = Console(stderr=True)

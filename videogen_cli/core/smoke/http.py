@@ -36,6 +36,7 @@ FUNCTIONS = "/functions/v1"
 FALLBACK_MODEL = "sora-2-t2v"
 FALLBACK_DURATION: object = 4
 REQUEST_TIMEOUT = 30.0
+MIN_REQUEST_TIMEOUT = 10.0
 PROBE_TIMEOUT = 10.0
 # Both spellings of the replay marker (the backend plan's, and Stripe's).
 REPLAY_HEADERS = ("X-Idempotent-Replay", "Idempotent-Replayed")
@@ -118,10 +119,13 @@ class HttpTarget:
             self._client = httpx.Client(base_url=self.base, headers=headers)
         return self._client
 
-    def _timeout(self, cap: float = REQUEST_TIMEOUT) -> float:
+    def _timeout(self) -> float:
+        """A request may outlive the check's deadline by up to MIN_REQUEST_TIMEOUT: a short
+        deadline bounds the waiting for a job, it must not cut a create short."""
         if self._deadline is None:
-            return cap
-        return max(0.5, min(cap, self._deadline - self.clock.monotonic()))
+            return REQUEST_TIMEOUT
+        left = self._deadline - self.clock.monotonic()
+        return max(MIN_REQUEST_TIMEOUT, min(REQUEST_TIMEOUT, left))
 
     def _request(
         self,

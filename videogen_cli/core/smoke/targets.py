@@ -248,9 +248,13 @@ class DirectTarget:
         return Principal(user_id)
 
     def set_deadline(self, monotonic_deadline: float) -> None:
-        self.service.set_deadline(monotonic_deadline)
+        # Only waiting is bounded by the check's deadline (`wait` hands what is left to
+        # the core's watch). A create or a single read runs with the adapter's own
+        # timeouts and safe retries, so a short deadline never cuts a submission short.
+        pass
 
     def create(self, who: Principal, request: SmokeRequest, key: str) -> CreateAnswer:
+        self.service.set_deadline(None)  # an earlier watch's deadline is not this call's
         try:
             prepared = prepare_request(
                 self.service.store,
@@ -291,6 +295,7 @@ class DirectTarget:
         )
 
     def status(self, job_id: str, who: Principal) -> JobView:
+        self.service.set_deadline(None)
         try:
             outcome = self.service.refresh(job_id)
         except ProviderError as exc:
