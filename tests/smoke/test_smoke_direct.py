@@ -104,7 +104,7 @@ def test_real_fal_says_what_it_would_spend_and_needs_yes(
     assert run.exit_code == 2
     error = run.json()["error"]
     assert error["code"] == "confirmation_required"
-    assert "will spend 1 job(s) of sora-2-t2v (4 each), 4 credits" in error["message"]
+    assert "will spend 1 job(s) of sora-2-t2v (4 s each), 4 credits" in error["message"]
     assert error["hint"] == "pass --yes to spend it"
     assert not run.junit.exists()
     # Nothing was granted or charged before the answer.

@@ -143,7 +143,7 @@ def test_an_endpoint_on_real_fal_needs_yes_and_then_spends_one_job(
     with serving(backend) as url:
         refused = smoke(tmp_path, "--endpoint", url, "--token", token(USER))
         assert refused.exit_code == 2
-        assert "will spend 1 job(s) of fake-t2v (4 each), 4 credits" in refused.stderr
+        assert "will spend 1 job(s) of fake-t2v (4 s each), 4 credits" in refused.stderr
         assert backend.jobs == {}
         agreed = smoke(tmp_path, "--endpoint", url, "--token", token(USER), "--yes")
     assert agreed.exit_code == 0, agreed.stdout

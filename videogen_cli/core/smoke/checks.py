@@ -95,9 +95,10 @@ class SmokePlan:
 
     def describe(self) -> str:
         credits = "an unknown number of" if self.credits is None else str(self.credits)
+        seconds = str(self.request.duration).removesuffix("s")
         return (
             f"{self.paid_jobs} job(s) of {self.request.model} "
-            f"({self.request.duration} each), {credits} credits"
+            f"({seconds} s each), {credits} credits"
         )
 
 
