@@ -93,7 +93,9 @@ def smoke(
 
       $ videogen smoke --junit reports/smoke.xml
 
-      $ VIDEOGEN_SMOKE_TOKEN=$(videogen token) videogen smoke --endpoint http://127.0.0.1:54321
+      $ export VIDEOGEN_SMOKE_TOKEN=$(videogen token)
+
+      $ videogen smoke --endpoint http://127.0.0.1:54321 --junit smoke.xml
     """
     out = Output(json_mode=json_mode)
     with command_boundary(out):
