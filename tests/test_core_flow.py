@@ -376,7 +376,12 @@ def test_refund_rules_and_exactly_once(
         plan_refund(service, job.job_id, 17)
     assert err.value.code == "refund_exceeds_credits"
     first = refund(service, job.job_id, 10, "blank video", "alice")
-    second = refund(service, job.job_id, None, "again", "bob")
+    # A second, different refund after a partial one is refused (exit 4) with the amount;
+    # the very same refund again is a no-op.
+    with pytest.raises(RefusedError) as err:
+        refund(service, job.job_id, None, "again", "bob")
+    assert err.value.code == "already_refunded" and "already refunded 10" in err.value.message
+    second = refund(service, job.job_id, 10, "blank video", "alice")
     assert (first.refunded_now, first.refunded_credits, first.balance) == (True, 10, 94)
     assert (second.refunded_now, second.refunded_credits, second.balance) == (False, 10, 94)
     assert (second.reason, second.operator) == ("blank video", "alice")
