@@ -47,11 +47,15 @@ def test_generate_in_one_process_and_watch_in_another(isolated_env: Path) -> Non
     assert json.loads(stdout.splitlines()[-1])["status"] == "completed"
 
 
-def test_help_imports_no_http_or_database_client() -> None:
+@pytest.mark.parametrize(
+    "args", [["--help"], ["generate", "--help"], ["serve", "--help"], ["token", "--help"]]
+)
+def test_help_imports_no_http_or_database_client(args: list[str]) -> None:
     code = (
         "import sys; from videogen_cli.cli.main import main\n"
-        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
-        "heavy = ('httpx', 'psycopg', 'supabase', 'postgrest')\n"
+        f"try:\n    main({args!r})\nexcept SystemExit:\n    pass\n"
+        "heavy = ('httpx', 'psycopg', 'supabase', 'postgrest',\n"
+        "         'fastapi', 'starlette', 'uvicorn', 'jwt')  # the web stack: `serve` only\n"
         "print(sorted(m for m in heavy if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

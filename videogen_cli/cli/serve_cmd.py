@@ -87,7 +87,9 @@ def token(
         from videogen_cli.http.tokens import check_ttl, load_secret, mint
 
         settings = load_settings()
-        chosen = user or settings.user_id or (DEMO_USER_ID if settings.backend == "sandbox" else None)
+        chosen = (
+            user or settings.user_id or (DEMO_USER_ID if settings.backend == "sandbox" else None)
+        )
         if chosen is None:
             raise UsageError(
                 "no user given", hint="pass --user UUID or export VIDEOGEN_USER_ID=<uuid>"

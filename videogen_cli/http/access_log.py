@@ -14,13 +14,9 @@ import time
 from typing import Any, TextIO
 
 
-def line(
-    method: str, path: str, status: int, elapsed_ms: float, notes: dict[str, Any]
-) -> str:
+def line(method: str, path: str, status: int, elapsed_ms: float, notes: dict[str, Any]) -> str:
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    fields = " ".join(
-        f"{name}={_clean(notes.get(name))}" for name in ("user", "job", "key")
-    )
+    fields = " ".join(f"{name}={_clean(notes.get(name))}" for name in ("user", "job", "key"))
     extra = f" error={notes['error']}" if notes.get("error") else ""
     return f"{stamp} {method} {_clean(path)} {status} {elapsed_ms:.0f}ms {fields}{extra}"
 

@@ -22,6 +22,7 @@ from videogen_cli import __version__
 from videogen_cli.config import Settings
 from videogen_cli.core.jobs import JobService
 from videogen_cli.core.requests import MAX_KEY_CHARS, MIN_KEY_CHARS
+from videogen_cli.errors import VideogenError
 from videogen_cli.http import handlers
 from videogen_cli.http.edge import Edge
 from videogen_cli.http.errors import (
@@ -30,8 +31,10 @@ from videogen_cli.http.errors import (
     Answer,
     ApiError,
     error_body,
+    from_videogen_error,
     render,
 )
+from videogen_cli.http.handlers import KEY_HINT
 from videogen_cli.http.schemas import (
     ErrorResponse,
     GenerateVideoRequest,
@@ -153,8 +156,8 @@ def create_app(
     ) -> Response:
         key = handlers.idempotency_key(idempotency_key)
         request.state.key = key
-        service = pool.get()
-        return _send(handlers.generate_video(service, user, key, body, request.state))
+        with pool.lease() as service:
+            return _send(handlers.generate_video(service, user, key, body, request.state))
 
     @app.get(
         STATUS,
@@ -168,7 +171,8 @@ def create_app(
         user: User,
         job_id: Annotated[str, Query(json_schema_extra={"format": "uuid"})],
     ) -> Response:
-        return _send(handlers.video_status(pool.get(), user, job_id, request.state))
+        with pool.lease() as service:
+            return _send(handlers.video_status(service, user, job_id, request.state))
 
     @app.get(
         MODELS,
@@ -178,7 +182,8 @@ def create_app(
         responses=_responses(401, 500, 503),
     )
     def list_models(user: User) -> Response:
-        return _send(handlers.models(pool.get()))
+        with pool.lease() as service:
+            return _send(handlers.models(service))
 
     @app.get(
         "/healthz",
@@ -189,7 +194,9 @@ def create_app(
     )
     def healthz() -> Response:
         return _send(
-            Answer(200, {"status": "ok", "backend": settings.backend, "provider": settings.provider})
+            Answer(
+                200, {"status": "ok", "backend": settings.backend, "provider": settings.provider}
+            )
         )
 
     _install_error_handlers(app)
@@ -245,7 +252,12 @@ def _install_error_handlers(app: FastAPI) -> None:
             media_type="application/json",
         )
 
+    async def core_error(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, VideogenError)
+        return _send(from_videogen_error(exc).answer)
+
     app.add_exception_handler(ApiError, api_error)
+    app.add_exception_handler(VideogenError, core_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
 
@@ -257,21 +269,31 @@ def _describe_validation(errors: Any) -> tuple[str, str, str]:
         if err.get("type") == "json_invalid":
             return "malformed_json", "the body is not valid JSON", "send a JSON object"
     for err in errors:
-        loc = tuple(err.get("loc", ()))
-        if loc[:1] == ("header",) and str(loc[-1]).lower() == "idempotency-key":
-            return "idempotency_key_missing", "the Idempotency-Key header is required", (
-                handlers.KEY_HINT
-            )
+        place = tuple(err.get("loc", ()))
+        if place[:1] == ("header",) and str(place[-1]).lower() == "idempotency-key":
+            return "idempotency_key_missing", "the Idempotency-Key header is required", KEY_HINT
     first = errors[0] if errors else {}
-    loc = [str(part) for part in first.get("loc", ())]
+    loc = _field_path(first.get("loc", ()))
+    messages = [
+        str(e.get("msg", "invalid")) for e in errors if _field_path(e.get("loc", ())) == loc
+    ]
     where = ".".join(loc[1:]) if loc[:1] == ["body"] else ".".join(loc)
     if loc[:1] == ["body"] and len(loc) == 1:
         where = "body"
-    message = f"{where}: {first.get('msg', 'invalid')}" if where else str(first.get("msg"))
+    said = " or ".join(dict.fromkeys(messages))  # a union field: one message per member
+    message = f"{where}: {said}" if where else said
     hint = f"the request's schema is at {OPENAPI}"
     if loc[:2] == ["query", "job_id"]:
         return "invalid_job_id", message, "send the job_id generate-video returned"
     return "invalid_input", message, hint
+
+
+# The tags pydantic adds to a location inside a union (`duration: int | str`).
+_UNION_TAGS = frozenset({"int", "str", "bool", "float", "none", "dict", "list"})
+
+
+def _field_path(loc: Any) -> list[str]:
+    return [str(part) for part in loc if str(part) not in _UNION_TAGS]
 
 
 def _install_openapi(app: FastAPI) -> None:

@@ -30,14 +30,18 @@ def idempotency_key(raw: str | None) -> str:
     """The header's key, checked by the core's rule; ApiError 400 when missing or malformed."""
     value = (raw or "").strip()
     if not value:
-        raise ApiError(400, "idempotency_key_missing", "the Idempotency-Key header is required", KEY_HINT)
+        raise ApiError(
+            400, "idempotency_key_missing", "the Idempotency-Key header is required", KEY_HINT
+        )
     if len(value) >= 2 and value[0] == value[-1] == '"':
         # The IETF draft spells the key as a structured-field string ("…"): same key.
         value = value[1:-1]
     try:
         return check_idempotency_key(value)
     except UsageError as exc:
-        raise ApiError(400, "invalid_idempotency_key", for_http(exc.message) or "", KEY_HINT) from None
+        raise ApiError(
+            400, "invalid_idempotency_key", for_http(exc.message) or "", KEY_HINT
+        ) from None
 
 
 def generate_video(
@@ -47,8 +51,8 @@ def generate_video(
     if body.user_id is not None:
         try:
             sent = check_uuid(body.user_id, "user_id")
-        except UsageError as exc:
-            raise ApiError(400, exc.code, exc.message, "omit user_id: the token says who you are")
+        except UsageError:
+            sent = body.user_id  # not a UUID, so not the token's user either
         if sent != user_id:
             raise ApiError(
                 403,
@@ -80,9 +84,15 @@ def generate_video(
             )
         answer = first_answer(outcome.job)
         return replace(answer, headers={**answer.headers, **REPLAY_HEADERS})
-    if still_submitting(outcome.job) and outcome.submit_error is not None:
-        # The provider could not be reached and the job was left for reconciliation.
-        raise _with_job(from_videogen_error(outcome.submit_error), outcome.job)
+    if still_submitting(outcome.job):
+        # Charged, not handed over and not failed: the core left the job for `videogen
+        # reconcile` (fal could not be reached and may or may not have the job).
+        error = (
+            from_videogen_error(outcome.submit_error)
+            if outcome.submit_error is not None
+            else ApiError(503, "provider_unavailable", "the job could not be submitted yet")
+        )
+        raise _with_job(error, outcome.job)
     return first_answer(outcome.job)
 
 
@@ -121,7 +131,9 @@ def video_status(service: JobService, user_id: str, raw_job_id: str, notes: Any)
     try:
         job_id = check_uuid(raw_job_id, "job_id")
     except UsageError as exc:
-        raise ApiError(400, "invalid_job_id", exc.message, "send the job_id generate-video returned")
+        raise ApiError(
+            400, "invalid_job_id", exc.message, "send the job_id generate-video returned"
+        ) from None
     notes.job = job_id
     try:
         job = service.get_job(job_id)
@@ -149,10 +161,10 @@ def video_status(service: JobService, user_id: str, raw_job_id: str, notes: Any)
 
 
 def _job_not_found(job_id: str) -> ApiError:
-    # The same answer for a job that does not exist and for another user's job: the
-    # app must not learn which job ids exist.
+    # The same answer, byte for byte, for a job that does not exist and for another
+    # user's job: the app must not learn which job ids exist.
     return ApiError(
-        404, "job_not_found", f"job {job_id} not found", "send the job_id generate-video returned"
+        404, "job_not_found", "job not found", "send the job_id generate-video returned"
     )
 
 

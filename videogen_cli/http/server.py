@@ -42,7 +42,8 @@ def serve(settings: Settings, host: str, port: int, *, notice: str = "") -> str 
     """Serve until a signal; returns the signal's name (None if uvicorn stopped by itself)."""
     import uvicorn
 
-    from videogen_cli.http.app import FUNCTIONS, create_app
+    from videogen_cli.http.app import create_app
+    from videogen_cli.http.errors import FUNCTIONS
 
     app = create_app(settings)
     sock = bind(host, port)
