@@ -97,8 +97,7 @@ class SmokePlan:
         credits = "an unknown number of" if self.credits is None else str(self.credits)
         seconds = str(self.request.duration).removesuffix("s")
         return (
-            f"{self.paid_jobs} job(s) of {self.request.model} "
-            f"({seconds} s each), {credits} credits"
+            f"{self.paid_jobs} job(s) of {self.request.model} ({seconds} s each), {credits} credits"
         )
 
 
