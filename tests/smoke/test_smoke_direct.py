@@ -9,9 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
 from tests.smoke.harness import smoke
 from videogen_cli.catalog import DEMO_USER_CREDITS, DEMO_USER_ID
+from videogen_cli.cli.main import app
 from videogen_cli.core.smoke.checks import smoke_user_ids
 from videogen_cli.core.smoke.results import CHECK_NAMES
 from videogen_cli.domain import CreateJobResult, NewJob
@@ -164,3 +166,16 @@ def test_a_job_that_never_completes_fails_its_checks_at_their_deadline(
     status, message = checks["refund_once_and_invariant"]
     assert status == "skipped"
     assert "is pending, not completed; the ledger invariant holds" in message
+
+
+def test_an_unwritable_junit_path_is_refused_before_anything_runs(
+    isolated_env: Path, tmp_path: Path
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    result = CliRunner().invoke(app, ["smoke", "--junit", str(blocker / "smoke.xml"), "--json"])
+    assert result.exit_code == 2
+    assert json.loads(result.stdout)["error"]["message"].startswith(
+        f"cannot write the JUnit report to {blocker / 'smoke.xml'}"
+    )
+    assert not (isolated_env / "sandbox.sqlite3").exists()

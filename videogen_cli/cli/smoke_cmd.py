@@ -120,6 +120,8 @@ def smoke(
                 hint="e.g. --run-id $GITHUB_RUN_ID",
             )
         options = SmokeOptions(run, check_timeout, backoff, model)
+        if junit is not None:
+            _check_writable(junit)  # a bad path fails now, not after the jobs were paid for
         try:
             target = _build_target(out, endpoint, token, run)
         except BackendError as exc:  # the configured backend cannot even be opened
@@ -272,9 +274,25 @@ def _unreachable_report(
     return report
 
 
+def _check_writable(path: Path) -> None:
+    """Fail early on a report path that cannot be written, leaving no empty file behind
+    (an empty report breaks the CI step that publishes it)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        existed = path.exists()
+        with path.open("ab"):
+            pass
+        if not existed:
+            path.unlink()
+    except OSError as exc:
+        raise UsageError(
+            f"cannot write the JUnit report to {path}: {exc.strerror or exc}",
+            hint="pass --junit a writable file path",
+        ) from None
+
+
 def _write_junit(report: SmokeReport, path: Path) -> None:
     from videogen_cli.core.smoke.junit import write_junit
-    from videogen_cli.errors import UsageError
 
     try:
         write_junit(report, path)

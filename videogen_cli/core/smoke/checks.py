@@ -115,7 +115,6 @@ class SmokeSession:
         # Shared between checks: the job of create_pending.
         self.primary: CreateAnswer | None = None
         self.primary_error: str | None = None
-        self.primary_final: JobView | None = None
         self.balance_before_primary: int | None = None
         self._reporter: SmokeReporter = SilentReporter()
         self._current = ""
@@ -414,7 +413,6 @@ class SmokeSession:
         first = self._need_primary("completing")
         assert first.job_id is not None
         view = self._wait(first.job_id, self.user)
-        self.primary_final = view
         timeout = self.options.check_timeout
         if view.status == "completed" and view.video_url:
             return f"job {view.job_id} completed with {view.video_url}"
