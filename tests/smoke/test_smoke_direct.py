@@ -179,3 +179,21 @@ def test_an_unwritable_junit_path_is_refused_before_anything_runs(
         f"cannot write the JUnit report to {blocker / 'smoke.xml'}"
     )
     assert not (isolated_env / "sandbox.sqlite3").exists()
+
+
+def test_a_provider_that_cannot_be_reached_exits_5_and_its_job_is_refunded(
+    isolated_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FAL_KEY", "fal-key-for-a-test-that-never-calls-fal")
+    monkeypatch.setenv("VIDEOGEN_FAL_QUEUE_URL", "http://127.0.0.1:9")  # nothing listens
+    run = smoke(tmp_path, "--yes", "--json", "--run-id", "ci-down")
+    assert run.exit_code == 5
+    out = run.json()  # the report is the one object; no error object follows it
+    assert out["passed"] is False
+    assert "Connection refused" in out["unreachable"]
+    assert run.failed()[0] == "create_pending"
+    funded, _ = smoke_user_ids("ci-down")
+    assert rows(isolated_env, "select status, refunded_credits from video_jobs") == [("failed", 4)]
+    assert rows(isolated_env, "select balance from user_credits where user_id = ?", funded) == [
+        (12,)
+    ]
