@@ -191,7 +191,7 @@ def test_a_provider_that_cannot_be_reached_exits_5_and_its_job_is_refunded(
     out = run.json()  # the report is the one object; no error object follows it
     assert out["passed"] is False
     assert "Connection refused" in out["unreachable"]
-    assert run.failed()[0] == "create_pending"
+    assert run.cases()["create_pending"][0] == "failed"
     funded, _ = smoke_user_ids("ci-down")
     assert rows(isolated_env, "select status, refunded_credits from video_jobs") == [("failed", 4)]
     assert rows(isolated_env, "select balance from user_credits where user_id = ?", funded) == [
