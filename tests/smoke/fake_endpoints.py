@@ -1,5 +1,5 @@
-"""A small, in-memory implementation of the app's endpoints (README "videogen serve"),
-with switches that break it the ways a real implementation can break.
+"""A small, in-memory implementation of the app's endpoints (README "For the iOS team:
+videogen serve"), with switches that break it the ways a real implementation can break.
 
 It is what `videogen smoke --endpoint` must tell apart: the correct fake passes, each
 broken one fails the named check. Served for real over HTTP on 127.0.0.1 (the standard

@@ -1,5 +1,5 @@
-"""The smoke target over HTTP: any implementation of the app's endpoints (README
-"videogen serve": `videogen serve`, or the deployed Supabase Edge Functions).
+"""The smoke target over HTTP: any implementation of the app's endpoints (README "For the iOS
+team: videogen serve": `videogen serve`, or the deployed Supabase Edge Functions).
 
 Only what the endpoints show is checked here; balances and the ledger come from the
 configured backend when it turns out to be the endpoint's own (a job created over HTTP
@@ -372,10 +372,10 @@ def _int(value: object) -> int | None:
 def _cheapest_listed(listed: Any, wanted: str | None) -> tuple[str, object, int | None] | None:
     """(model ref, duration, cost) from a models answer, read leniently.
 
-    The shape is the one `videogen serve` gives (README "videogen serve"): a list, or
-    {"models": [...]}, of {slug|id, credits_per_second, requires_image, settings:
-    {duration: {allowed: [...]}}}; any other implementation may differ, so anything
-    unreadable falls back to the catalog's cheapest model.
+    The shape `videogen serve` gives (README "For the iOS team: videogen serve"): a
+    list, or {"models": [...]}, of {slug|id, credits_per_second, requires_image,
+    settings: {duration: {allowed: [...]}}}; any other implementation may differ, so
+    anything unreadable falls back to the catalog's cheapest model.
     """
     items = listed.get("models") if isinstance(listed, dict) else listed
     if not isinstance(items, list):
