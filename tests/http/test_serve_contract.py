@@ -9,6 +9,7 @@ pytest plugin does not run under the pytest this project uses. Bounded by
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
-from tests.http.support import FN, token_for
+from tests.http.support import FN, balance, token_for
 from videogen_cli.catalog import DEMO_USER_ID
 from videogen_cli.config import load_settings
 from videogen_cli.http.app import create_app
@@ -73,6 +74,30 @@ def test_no_generated_request_gets_a_500_or_an_undocumented_answer(
 
     check()
     assert 500 not in seen and seen, seen
+
+
+def test_generated_requests_for_a_real_model_charge_only_what_they_answer(contract: Any) -> None:
+    """Random prompts and settings on a model that exists, each under a fresh key: every
+    answer is documented, and the balance moves by exactly what the 200s say."""
+    operation = contract.find_operation_by_id("generateVideo")
+    bearer = {"Authorization": f"Bearer {token_for(DEMO_USER_ID)}"}
+    charged: list[int] = []
+
+    def on_a_real_model(case: Any) -> Any:
+        case.body = {**case.body, "model_id": "sora-2-t2v"}
+        case.body.pop("user_id", None)
+        case.headers = {**(case.headers or {}), "Idempotency-Key": str(uuid.uuid4())}
+        return case
+
+    @given(case=operation.as_strategy().map(on_a_real_model))
+    @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+    def check(case: Any) -> None:
+        response = case.call_and_validate(headers=bearer, checks=CHECKS)
+        if response.status_code == 200:
+            charged.append(response.json()["credits_used"])
+
+    check()
+    assert balance(DEMO_USER_ID) == 100 - sum(charged)
 
 
 def test_without_a_token_the_answer_is_a_documented_401(contract: Any) -> None:

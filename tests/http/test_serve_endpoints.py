@@ -625,10 +625,13 @@ def test_one_log_line_per_request_with_user_job_and_key_and_no_token(
     job_id = api.generate(key, veo()).json()["job_id"]
     api.status(job_id)
     api.request("GET", f"{FN}/models", auth=False)
-    assert len(log_lines) == 3
+    api.request("GET", f"{FN}/models", token="eyJhbGciOiJIUzI1NiJ9.forged.signature")
+    assert len(log_lines) == 4
     assert "POST /functions/v1/generate-video 200 " in log_lines[0]
     assert log_lines[0].endswith(f"user={DEMO_USER_ID} job={job_id} key={key}")
     assert "GET /functions/v1/get-video-status 200 " in log_lines[1]
     assert f"job={job_id}" in log_lines[1]
     assert "GET /functions/v1/models 401 " in log_lines[2]
-    assert all(api.token not in line and "Bearer" not in line for line in log_lines)
+    assert "GET /functions/v1/models 401 " in log_lines[3]
+    for line in log_lines:
+        assert api.token not in line and "Bearer" not in line and "forged" not in line
