@@ -366,11 +366,13 @@ class _Quiet:
 
 
 class _Lines:
-    """No terminal (CI logs): one stderr line per check started and finished."""
+    """No terminal (CI logs): one stderr line per check started, per change of what it
+    waits for (so a long wait is never mistaken for a hang), and per check finished."""
 
     def __init__(self, out: Output) -> None:
         self.out = out
         self.started_at = time.monotonic()
+        self.last_state: dict[str, str] = {}
 
     def _line(self, text: str) -> None:
         self.out.info(f"[{time.monotonic() - self.started_at:6.1f}s] {text}")
@@ -379,7 +381,9 @@ class _Lines:
         self._line(f"{name}: running")
 
     def progress(self, name: str, state: str) -> None:
-        pass
+        if self.last_state.get(name) != state:
+            self.last_state[name] = state
+            self._line(f"{name}: {state}")
 
     def finished(self, result: CheckResult) -> None:
         self._line(f"{result.name}: {result.status.value} ({result.seconds:.1f}s)")
