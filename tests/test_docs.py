@@ -18,7 +18,8 @@ from videogen_cli.providers.simulator import PROMPT_WORDS
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
 COMMANDS = ["generate", "status", "watch", "refund", "replay-key", "grant", "models", "jobs",
             "credits", "config", "db sql", "db migrate", "sandbox reset", "serve",
-            "token", "reconcile"]  # fmt: skip
+            "token", "reconcile",
+            "smoke"]  # fmt: skip
 GROUPS = ["", "db", "sandbox"]
 ROOT_ANYWHERE = {"--debug", "--log-file"}  # cli/main.py hoist_root_options
 

@@ -91,6 +91,12 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "reconcile",
         "Sweep every job that is not finished, so none waits for someone to run `status`.",
     ),
+    "smoke": (
+        "smoke_cmd",
+        "smoke",
+        "Run the backend plan's checks: create, replay, key reuse, no credits, completion, "
+        "failure refund, refund once and the ledger invariant.",
+    ),
     "serve": (
         "serve_cmd",
         "serve",
