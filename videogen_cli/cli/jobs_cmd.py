@@ -16,7 +16,7 @@ from videogen_cli.cli.progress import (
     describe,
 )
 from videogen_cli.core.jobs import GenerateOutcome
-from videogen_cli.core.watching import Backoff, WatchResult, watch
+from videogen_cli.core.watching import Backoff, WatchResult, check_timeout, watch
 from videogen_cli.domain import Job, JsonDict
 from videogen_cli.errors import (
     InterruptedError_,
@@ -95,7 +95,9 @@ def generate(
         from videogen_cli.core.requests import prepare_request
 
         if watch_:
-            backoff.validate()  # bad watch flags must fail before anything is charged
+            # Bad watch flags must fail before anything is charged (README "Exit codes").
+            timeout = check_timeout(timeout)
+            backoff.validate()
         prepared = prepare_request(
             s.service.store,
             user_id=resolve_user(s, user),
@@ -203,7 +205,9 @@ def watch_cmd(
       $ videogen watch 0b7e… 4c1d… --json | jq .status
     """
     with open_session(json_mode) as s:
-        _watch_and_exit(s, job_ids, timeout, Backoff(interval, max_interval, factor, not no_jitter))
+        backoff = Backoff(interval, max_interval, factor, not no_jitter)
+        backoff.validate()  # a nan or huge wait would never end or overflow (exit 2 instead)
+        _watch_and_exit(s, job_ids, check_timeout(timeout), backoff)
 
 
 def _watch_and_exit(s: Session, job_ids: list[str], timeout: float, backoff: Backoff) -> None:
