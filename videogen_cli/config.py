@@ -133,7 +133,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         _dsn_fields(database_url)
     fal_key = get("FAL_KEY")
     if fal_key:
-        _token("FAL_KEY", fal_key)
+        _token("FAL_KEY", fal_key, code="provider_auth")  # as the fal adapter says it
     fal_queue_url = (get("VIDEOGEN_FAL_QUEUE_URL") or DEFAULT_FAL_QUEUE_URL).rstrip("/")
     _http_url(
         "VIDEOGEN_FAL_QUEUE_URL",
@@ -250,12 +250,13 @@ def _http_url(name: str, value: str, *, hint: str) -> SplitResult:
     return parts
 
 
-def _token(name: str, value: str) -> None:
+def _token(name: str, value: str, code: str | None = None) -> None:
     """A key sent in an HTTP header: printable ASCII without spaces (never shown)."""
     if not all("!" <= c <= "~" for c in value):
         raise ConfigError(
             f"{name} contains characters an API key never has (spaces, control characters "
             "or non-ASCII)",
+            code=code,
             hint=f"copy {name} again from its dashboard",
         )
 
