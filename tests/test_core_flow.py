@@ -19,7 +19,7 @@ from videogen_cli.core.refunds import plan_refund, refund
 from videogen_cli.core.replay import replay_key
 from videogen_cli.core.requests import PreparedRequest, prepare_request
 from videogen_cli.core.watching import Backoff, watch
-from videogen_cli.domain import Job, JobStatus, NewJob, ProviderHandle, Submission
+from videogen_cli.domain import Job, JobStatus, NewJob, ProviderHandle, ProviderIdentity, Submission
 from videogen_cli.errors import NotFoundError, ProviderError, RefusedError
 from videogen_cli.ports import VideoProvider
 from videogen_cli.providers.fal import FalQueueProvider
@@ -33,6 +33,7 @@ class CountingProvider:
     def __init__(self, inner: VideoProvider) -> None:
         self.inner = inner
         self.name = inner.name
+        self.identity = inner.identity
         self.deadline: float | None = None
         self.submits = 0
         self.cancels: list[str] = []
@@ -302,7 +303,10 @@ def test_a_job_never_submitted_is_refunded_after_the_grace_period(
     assert service.store.get_balance(DEMO_USER_ID) == 100
     # A late submission for that job is not recorded: the job stays failed and refunded.
     late = service.store.record_submission(
-        created.job.job_id, "fal-ai/veo3.1", Submission("late-id", None, None, None, 0)
+        created.job.job_id,
+        "fal-ai/veo3.1",
+        Submission("late-id", None, None, None, 0),
+        ProviderIdentity("simulator", "sandbox:test"),
     )
     assert late.provider_request_id is None and late.status is JobStatus.FAILED
 

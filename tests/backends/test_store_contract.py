@@ -10,6 +10,7 @@ runs one scripted session on all three stores and compares the transcripts.
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Callable
 from datetime import datetime
@@ -21,6 +22,7 @@ from tests.backends.conftest import Backend
 from videogen_cli.catalog import SEED_MODELS
 from videogen_cli.domain import (
     CreateJobResult,
+    GrantOutcome,
     IdempotencyRecord,
     Job,
     JobStatus,
@@ -28,13 +30,17 @@ from videogen_cli.domain import (
     LedgerKind,
     Model,
     NewJob,
+    ProviderIdentity,
     RefundOutcome,
+    StrandedSweep,
     Submission,
 )
 from videogen_cli.errors import NotFoundError, RefusedError, UsageError, VideogenError
 from videogen_cli.ports import SYSTEM_OPERATOR
 
 SETTINGS = {"duration": "4s", "resolution": "720p", "aspect_ratio": "16:9"}
+FAL = ProviderIdentity("fal", "https://queue.fal.run")
+SIM = ProviderIdentity("simulator", "sandbox:0a000000-0000-4000-8000-00000000c0de")
 
 
 def new_job(
@@ -82,8 +88,8 @@ def test_grant_creates_the_account_and_writes_the_ledger(backend: Backend) -> No
     store = backend.store
     user = str(uuid.uuid4())
     assert store.get_balance(user) is None
-    assert store.grant_credits(user, 10, "welcome", "alice") == 10
-    assert store.grant_credits(user, 5, "top-up", "bob") == 15
+    assert store.grant_credits(user, 10, "welcome", "alice").balance == 10
+    assert store.grant_credits(user, 5, "top-up", "bob").balance == 15
     assert store.get_balance(user) == 15
 
     entries = store.list_ledger(user)
@@ -273,7 +279,7 @@ def test_record_submission_stores_the_first_request_only(backend: Backend) -> No
     user = backend.new_user(20)
     job = store.create_job(new_job(user)).job
 
-    recorded = store.record_submission(job.job_id, "fal-ai/veo3.1", submission("req-1", 2))
+    recorded = store.record_submission(job.job_id, "fal-ai/veo3.1", submission("req-1", 2), FAL)
 
     assert recorded.provider_request_id == "req-1"
     assert recorded.status_url == submission("req-1").status_url
@@ -286,7 +292,7 @@ def test_record_submission_stores_the_first_request_only(backend: Backend) -> No
 
     # A second submission (e.g. a retry after a lost answer) changes nothing: the caller
     # compares request ids.
-    again = store.record_submission(job.job_id, "fal-ai/veo3.1", submission("req-2", 0))
+    again = store.record_submission(job.job_id, "fal-ai/veo3.1", submission("req-2", 0), FAL)
     assert again == recorded
 
 
@@ -296,12 +302,12 @@ def test_record_submission_leaves_a_failed_job_alone(backend: Backend) -> None:
     job = store.create_job(new_job(user)).job
     failed = store.fail_job(job.job_id, "never submitted")
 
-    assert store.record_submission(job.job_id, "fal-ai/veo3.1", submission()) == failed
+    assert store.record_submission(job.job_id, "fal-ai/veo3.1", submission(), FAL) == failed
 
 
 def test_record_submission_of_an_unknown_job(backend: Backend) -> None:
     with pytest.raises(NotFoundError) as err:
-        backend.store.record_submission(str(uuid.uuid4()), "fal-ai/veo3.1", submission())
+        backend.store.record_submission(str(uuid.uuid4()), "fal-ai/veo3.1", submission(), FAL)
     assert err.value.code == "job_not_found"
 
 
@@ -312,7 +318,7 @@ def test_apply_status_moves_a_live_job(backend: Backend) -> None:
     store = backend.store
     user = backend.new_user(20)
     job_id = store.create_job(new_job(user)).job.job_id
-    store.record_submission(job_id, "fal-ai/veo3.1", submission("req-1", 5))
+    store.record_submission(job_id, "fal-ai/veo3.1", submission("req-1", 5), FAL)
 
     queued = store.apply_status(job_id, JobStatus.PENDING, queue_position=3)
     assert (queued.status, queued.queue_position) == (JobStatus.PENDING, 3)
@@ -473,13 +479,29 @@ def test_partial_refund_then_no_second_refund(backend: Backend) -> None:
         "alice",
     )
 
-    # At most one refund per job: a second call (or a retry) moves nothing and reports
-    # the refund that happened.
-    again = store.refund_job(job_id, 5, "asked again", "bob")
+    # At most one refund per job: a second, different refund is refused and names the
+    # amount already refunded (exit 4)…
+    for credits, reason, operator in [
+        (5, "asked again", "bob"),
+        (None, "blurry video", "alice"),
+        (3, "blurry video", "bob"),
+        (3, "other reason", "alice"),
+    ]:
+        with pytest.raises(RefusedError) as err:
+            store.refund_job(job_id, credits, reason, operator)
+        assert err.value.code == "already_refunded"
+        assert "already refunded 3 of the 8 credits" in err.value.message
+        assert err.value.exit_code == 4
+    # …while the very same refund again (a retry after a lost answer) is a no-op that
+    # reports the refund that happened.
+    again = store.refund_job(job_id, 3, "blurry video", "alice")
     assert (again.refunded_now, again.refunded_credits, again.balance) == (False, 3, 15)
-    assert (again.reason, again.operator) == ("blurry video", "alice")
+    assert (again.reason, again.operator, again.balance_before) == ("blurry video", "alice", 15)
     assert again.job == outcome.job
     assert store.get_balance(user) == 15
+    assert store.get_job(job_id) == outcome.job
+    assert ledger_kinds(backend, user)[0] == (LedgerKind.REFUND, 3)
+    assert len(store.list_ledger(user, limit=100)) == 3
 
 
 def test_full_refund_by_default(backend: Backend) -> None:
@@ -550,8 +572,17 @@ def transcript(store: Any) -> list[Any]:
                 status_url=value.status_url,
                 response_url=value.response_url,
                 cancel_url=value.cancel_url,
+                provider=value.provider,
+                provider_origin=value.provider_origin,
+                not_found_count=value.not_found_count,
+                submitted=value.submitted_at is not None,
             )
             del data["created_at"], data["updated_at"]
+            return data
+        if isinstance(value, GrantOutcome | StrandedSweep):
+            data = dataclasses.asdict(value)
+            if "job_ids" in data:
+                data["job_ids"] = [jid(j) for j in data["job_ids"]]
             return data
         if isinstance(value, CreateJobResult):
             return {"job": norm(value.job), "replayed": value.replayed, "balance": value.balance}
@@ -563,6 +594,8 @@ def transcript(store: Any) -> list[Any]:
                 "balance": value.balance,
                 "reason": value.reason,
                 "operator": value.operator,
+                "dry_run": value.dry_run,
+                "balance_before": value.balance_before,
             }
         if isinstance(value, LedgerEntry):
             return (value.user_id, jid(value.job_id), value.delta, value.kind.value, value.reason,
@@ -603,8 +636,10 @@ def transcript(store: Any) -> list[Any]:
     step("ghost user", lambda: s.create_job(new_job(GHOST, key="key-g")))
     step("no model", lambda: s.create_job(new_job(U1, key="key-m", model="nope")))
     step("too poor", lambda: s.create_job(new_job(U2, key="key-p", cost=8)))
-    step("submit a", lambda: s.record_submission(a_id, "fal-ai/veo3.1", submission("r1", 2)))
-    step("submit a again", lambda: s.record_submission(a_id, "fal-ai/veo3.1", submission("r2")))
+    step("submit a", lambda: s.record_submission(a_id, "fal-ai/veo3.1", submission("r1", 2), FAL))
+    step(
+        "submit a again", lambda: s.record_submission(a_id, "fal-ai/veo3.1", submission("r2"), FAL)
+    )
     step("queue a", lambda: s.apply_status(a_id, JobStatus.PENDING, queue_position=1))
     step("run a", lambda: s.apply_status(a_id, JobStatus.PROCESSING))
     step("requeue a", lambda: s.apply_status(a_id, JobStatus.PENDING, queue_position=0))
@@ -619,13 +654,47 @@ def transcript(store: Any) -> list[Any]:
     b_id = b.job.job_id
     step("fail b", lambda: s.fail_job(b_id, "provider rejected"))
     step("fail b again", lambda: s.fail_job(b_id, "again"))
-    step("submit b", lambda: s.record_submission(b_id, "fal-ai/veo3.1", submission("r3")))
+    step("submit b", lambda: s.record_submission(b_id, "fal-ai/veo3.1", submission("r3"), FAL))
     step("finish b", lambda: s.apply_status(b_id, JobStatus.COMPLETED, video_url="https://v"))
     step("refund b", lambda: s.refund_job(b_id, None, "asked", "alice"))
     c = step("create c", lambda: s.create_job(new_job(U1, key="key-c", cost=12)))
     c_id = c.job.job_id
     step("finish c", lambda: s.apply_status(c_id, JobStatus.COMPLETED, video_url="https://c"))
+    step("dry refund c", lambda: s.refund_job(c_id, None, "wrong prompt", "carol", dry_run=True))
     step("refund c", lambda: s.refund_job(c_id, None, "wrong prompt", "carol"))
+    step("dry refund c again", lambda: s.refund_job(c_id, 2, "again", "dave", dry_run=True))
+    step("dry refund a again", lambda: s.refund_job(a_id, 5, "more", "bob", dry_run=True))
+    step("refund a same again", lambda: s.refund_job(a_id, 3, "blurry", "alice"))
+    step("grant key", lambda: s.grant_credits(U2, 7, "ci", "ci", idempotency_key="fund-1"))
+    step("grant key again", lambda: s.grant_credits(U2, 9, "x", "bob", idempotency_key="fund-1"))
+    step("grant key by u1", lambda: s.grant_credits(U1, 9, "x", "bob", idempotency_key="fund-1"))
+    step("grant key 2", lambda: s.grant_credits(U2, 1, "ci", "ci", idempotency_key="fund-2"))
+    step("grant empty key", lambda: s.grant_credits(U2, 1, "ci", "ci", idempotency_key=""))
+    step("grant long key", lambda: s.grant_credits(U2, 1, "ci", "ci", idempotency_key="k" * 256))
+    d = step("create d", lambda: s.create_job(new_job(U2, key="key-d", cost=4)))
+    d_id = d.job.job_id
+    step("submit d", lambda: s.record_submission(d_id, "fal-ai/veo3.1", submission("r4"), SIM))
+    step("404 d", lambda: s.note_not_found(d_id))
+    step("404 d again", lambda: s.note_not_found(d_id))
+    step("queue d", lambda: s.apply_status(d_id, JobStatus.PENDING, queue_position=0))
+    step("404 d later", lambda: s.note_not_found(d_id))
+    step("run d", lambda: s.apply_status(d_id, JobStatus.PROCESSING))
+    step("404 unknown", lambda: s.note_not_found(GHOST))
+    e = step("create e", lambda: s.create_job(new_job(U2, key="key-e", cost=4)))
+    e_id = e.job.job_id
+    step("unfinished", lambda: s.list_unfinished_jobs(0, 10))
+    step("unfinished 1", lambda: s.list_unfinished_jobs(0, 1))
+    step("unfinished old", lambda: s.list_unfinished_jobs(3600, 10))
+    step("unfinished nan", lambda: s.list_unfinished_jobs(float("nan"), 10))
+    step("sweep young", lambda: s.sweep_stranded(3600))
+    step("sweep dry", lambda: s.sweep_stranded(0, dry_run=True))
+    step("sweep", lambda: s.sweep_stranded(0))
+    step("sweep again", lambda: s.sweep_stranded(0))
+    step("sweep negative", lambda: s.sweep_stranded(-1))
+    step("get e", lambda: s.get_job(e_id))
+    step("404 e", lambda: s.note_not_found(e_id))
+    step("finish d", lambda: s.apply_status(d_id, JobStatus.COMPLETED, video_url="https://d"))
+    step("404 d done", lambda: s.note_not_found(d_id))
     step("get a", lambda: s.get_job(a_id))
     step("get bad", lambda: s.get_job("not-a-uuid"))
     step("get unknown", lambda: s.get_job(GHOST))
@@ -643,10 +712,11 @@ def transcript(store: Any) -> list[Any]:
     step("models", lambda: s.list_models())
     step("status unknown", lambda: s.apply_status(GHOST, JobStatus.PROCESSING))
     step("fail unknown", lambda: s.fail_job(GHOST, "x"))
-    step("submit unknown", lambda: s.record_submission(GHOST, "e", submission()))
+    step("submit unknown", lambda: s.record_submission(GHOST, "e", submission(), FAL))
     step("refund unknown", lambda: s.refund_job(GHOST, None, "x", "y"))
     step("apply failed", lambda: s.apply_status(c_id, JobStatus.FAILED))
     step("final balances", lambda: [s.get_balance(U1), s.get_balance(U2)])
+    step("final ledger u2", lambda: s.list_ledger(U2))
     return out
 
 

@@ -117,7 +117,9 @@ class JobService:
             failed = self.store.fail_job(job.job_id, f"submission failed: {exc.message}")
             balance = self.store.get_balance(failed.user_id) or 0
             return GenerateOutcome(failed, key, False, balance, submit_error=exc)
-        recorded = self.store.record_submission(job.job_id, prepared.model.endpoint_id, submission)
+        recorded = self.store.record_submission(
+            job.job_id, prepared.model.endpoint_id, submission, provider.identity
+        )
         if recorded.provider_request_id != submission.request_id:
             # The job was failed and refunded as never-submitted while we were submitting
             # (only after a long stall): stop the fal job so nobody pays for it twice.

@@ -37,6 +37,7 @@ import httpx
 import videogen_cli
 from videogen_cli.domain import (
     ProviderHandle,
+    ProviderIdentity,
     ProviderResult,
     ProviderState,
     ProviderStatus,
@@ -226,6 +227,9 @@ class FalQueueProvider:
         self.name = name
         self.deadline: float | None = None
         self.base_url = base_url.rstrip("/")
+        # Stand-in until the provider-identity change of the core lands (h-store, for the
+        # record_submission seam): the name and the queue base URL.
+        self.identity = ProviderIdentity(self.name, self.base_url)
         self._key = _Secret(key)
         self._timeout = timeout
         self._sleep = sleep

@@ -1,4 +1,4 @@
-"""JobStore over the SQL functions of storage/sql/001_videogen.sql.
+"""JobStore over the SQL functions of storage/sql/functions.sql.
 
 Every JobStore method is one call of ``public.videogen_<method>`` with named ``p_...``
 arguments; the function returns JSON, which this module turns into domain records. The
@@ -12,6 +12,7 @@ loaded by the concrete stores only.
 from __future__ import annotations
 
 import abc
+import math
 import re
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from videogen_cli.catalog import settings_from_json
 from videogen_cli.domain import (
     CreateJobResult,
+    GrantOutcome,
     IdempotencyRecord,
     Job,
     JobStatus,
@@ -26,7 +28,9 @@ from videogen_cli.domain import (
     LedgerKind,
     Model,
     NewJob,
+    ProviderIdentity,
     RefundOutcome,
+    StrandedSweep,
     Submission,
 )
 from videogen_cli.errors import (
@@ -104,7 +108,14 @@ class SqlFunctionStore(abc.ABC):
         return [_ledger(e) for e in _list(raw)]
 
     # --- money ---------------------------------------------------------------------------
-    def grant_credits(self, user_id: str, credits: int, reason: str, operator: str) -> int:
+    def grant_credits(
+        self,
+        user_id: str,
+        credits: int,
+        reason: str,
+        operator: str,
+        idempotency_key: str | None = None,
+    ) -> GrantOutcome:
         raw = self._call(
             "videogen_grant_credits",
             {
@@ -112,9 +123,18 @@ class SqlFunctionStore(abc.ABC):
                 "p_credits": credits,
                 "p_reason": reason,
                 "p_operator": operator,
+                "p_idempotency_key": idempotency_key,
             },
         )
-        return int(raw["balance"])
+        return GrantOutcome(
+            user_id=str(raw["user_id"]),
+            granted=int(raw["granted"]),
+            granted_now=bool(raw["granted_now"]),
+            balance=int(raw["balance"]),
+            reason=raw.get("reason"),
+            operator=raw.get("operator"),
+            idempotency_key=raw.get("idempotency_key"),
+        )
 
     def create_job(self, new: NewJob) -> CreateJobResult:
         raw = self._call(
@@ -135,7 +155,9 @@ class SqlFunctionStore(abc.ABC):
             job=_job(raw["job"]), replayed=bool(raw["replayed"]), balance=int(raw["balance"])
         )
 
-    def record_submission(self, job_id: str, endpoint_id: str, submission: Submission) -> Job:
+    def record_submission(
+        self, job_id: str, endpoint_id: str, submission: Submission, provider: ProviderIdentity
+    ) -> Job:
         raw = self._call(
             "videogen_record_submission",
             {
@@ -146,9 +168,14 @@ class SqlFunctionStore(abc.ABC):
                 "p_response_url": submission.response_url,
                 "p_cancel_url": submission.cancel_url,
                 "p_queue_position": submission.queue_position,
+                "p_provider": provider.name,
+                "p_provider_origin": provider.origin,
             },
         )
         return _job(raw)
+
+    def note_not_found(self, job_id: str) -> Job:
+        return _job(self._call("videogen_note_not_found", {"p_job_id": job_id}))
 
     def apply_status(
         self,
@@ -178,11 +205,23 @@ class SqlFunctionStore(abc.ABC):
         return _job(self._call("videogen_fail_job", {"p_job_id": job_id, "p_error": error}))
 
     def refund_job(
-        self, job_id: str, credits: int | None, reason: str, operator: str
+        self,
+        job_id: str,
+        credits: int | None,
+        reason: str,
+        operator: str,
+        *,
+        dry_run: bool = False,
     ) -> RefundOutcome:
         raw = self._call(
             "videogen_refund_job",
-            {"p_job_id": job_id, "p_credits": credits, "p_reason": reason, "p_operator": operator},
+            {
+                "p_job_id": job_id,
+                "p_credits": credits,
+                "p_reason": reason,
+                "p_operator": operator,
+                "p_dry_run": dry_run,
+            },
         )
         return RefundOutcome(
             job=_job(raw["job"]),
@@ -191,7 +230,30 @@ class SqlFunctionStore(abc.ABC):
             balance=int(raw["balance"]),
             reason=raw.get("reason"),
             operator=raw.get("operator"),
+            dry_run=bool(raw.get("dry_run", False)),
+            balance_before=_opt_int(raw.get("balance_before")),
         )
+
+    # --- reconciliation ------------------------------------------------------------------
+    def list_unfinished_jobs(self, older_than_seconds: float, limit: int) -> list[Job]:
+        check_seconds(older_than_seconds, "the age of unfinished jobs")
+        raw = self._call(
+            "videogen_list_unfinished_jobs",
+            {"p_older_than_seconds": float(older_than_seconds), "p_limit": limit},
+        )
+        return [_job(j) for j in _list(raw)]
+
+    def sweep_stranded(
+        self, grace_seconds: float, *, limit: int | None = None, dry_run: bool = False
+    ) -> StrandedSweep:
+        check_seconds(grace_seconds, "the grace period")
+        raw = self._call(
+            "videogen_sweep_stranded",
+            # An interval literal both transports pass as text (psycopg: an untyped
+            # parameter; PostgREST: cast by the argument's declared type).
+            {"grace": f"{grace_seconds:.6f} seconds", "p_limit": limit, "p_dry_run": dry_run},
+        )
+        return sweep_from_json(raw)
 
 
 if TYPE_CHECKING:
@@ -268,6 +330,31 @@ def error_from_sqlstate(
     )
 
 
+def check_seconds(value: float, what: str) -> None:
+    """A duration argument of the reconciliation methods: finite and >= 0."""
+    if not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+        raise UsageError(
+            f"{what} must be a finite number of seconds >= 0, not {value!r}",
+            hint="pass e.g. 600",
+        )
+
+
+def sweep_from_json(raw: Any) -> StrandedSweep:
+    """The answer of public.videogen_sweep_stranded."""
+    if not isinstance(raw, dict):
+        raise BackendError(
+            "unexpected answer from the database: expected the sweep counts",
+            code="backend_error",
+            hint=MIGRATION_HINT,
+        )
+    return StrandedSweep(
+        swept=int(raw["swept"]),
+        refunded_credits=int(raw["refunded_credits"]),
+        job_ids=tuple(str(j) for j in raw.get("job_ids") or ()),
+        dry_run=bool(raw.get("dry_run", False)),
+    )
+
+
 def one_line(text: str | None, secrets: tuple[str, ...] = ()) -> str:
     """First line of ``text``, trimmed, with every secret masked."""
     if not text:
@@ -333,6 +420,10 @@ def _job(raw: Any) -> Job:
         video_url=raw.get("video_url"),
         thumbnail_url=raw.get("thumbnail_url"),
         error=raw.get("error"),
+        provider=raw.get("provider"),
+        provider_origin=raw.get("provider_origin"),
+        not_found_count=int(raw.get("not_found_count") or 0),
+        submitted_at=parse_ts(raw["submitted_at"]) if raw.get("submitted_at") else None,
     )
 
 

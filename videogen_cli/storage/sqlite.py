@@ -1,20 +1,23 @@
 """The sandbox store: the JobStore seam on stdlib sqlite3.
 
-Mirrors the Postgres tables and functions (storage/sql/001_videogen.sql) so that the
-contract suite can hold both to one behaviour. Every money-moving method is one
-`BEGIN IMMEDIATE` transaction: SQLite then serialises writers across processes, which
-gives the same guarantees the Postgres functions get from row locks. WAL mode and a
-generous busy timeout let many `videogen` processes share the file at once.
+Mirrors the Postgres tables and functions (storage/sql/) so that the contract suite can
+hold both to one behaviour. The file's schema version is ``pragma user_version``: a file
+made by an earlier videogen is upgraded in place, in one transaction, on first open.
+Every money-moving method is one `BEGIN IMMEDIATE` transaction: SQLite then serialises
+writers across processes, which gives the same guarantees the Postgres functions get
+from row locks. WAL mode and a generous busy timeout let many `videogen` processes share
+the file at once.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +30,7 @@ from videogen_cli.catalog import (
 )
 from videogen_cli.domain import (
     CreateJobResult,
+    GrantOutcome,
     IdempotencyRecord,
     Job,
     JobStatus,
@@ -34,16 +38,21 @@ from videogen_cli.domain import (
     LedgerKind,
     Model,
     NewJob,
+    ProviderIdentity,
     RefundOutcome,
+    StrandedSweep,
     Submission,
 )
 from videogen_cli.errors import BackendError, NotFoundError, RefusedError, UsageError
-from videogen_cli.ports import SYSTEM_OPERATOR
+from videogen_cli.ports import NEVER_SUBMITTED, SYSTEM_OPERATOR
 from videogen_cli.rules import refund_amount
+from videogen_cli.storage.sqlfunc import check_seconds
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
-_SCHEMA = """
+# Version 1: the tables (and, in _ensure_schema, the seed). Never edited once shipped:
+# a change is a new entry in _UPGRADES, as the Postgres migrations are new files.
+_SCHEMA_V1 = """
 create table if not exists models (
   id text primary key,
   slug text not null unique,
@@ -103,6 +112,23 @@ create table if not exists credit_ledger (
 create index if not exists credit_ledger_user on credit_ledger(user_id, id);
 """
 
+# version -> the statements that bring a file from version - 1 to it (the same changes as
+# storage/sql/migrations/ of that number).
+_UPGRADES: dict[int, tuple[str, ...]] = {
+    2: (
+        # Which provider took each job (null for older jobs) and its "not found" answers.
+        "alter table video_jobs add column provider text",
+        "alter table video_jobs add column provider_origin text",
+        "alter table video_jobs add column not_found_count integer not null default 0",
+        # Grant keys: their own namespace, on the grant's ledger row.
+        "alter table credit_ledger add column idempotency_key text",
+        "create unique index credit_ledger_grant_key on credit_ledger(idempotency_key)"
+        " where idempotency_key is not null",
+        "create index video_jobs_unfinished on video_jobs(created_at)"
+        " where status in ('pending', 'processing')",
+    ),
+}
+
 
 def _now() -> str:
     return datetime.now(UTC).isoformat()
@@ -156,31 +182,49 @@ class SqliteStore:
         if version >= SCHEMA_VERSION:
             return
         with self._tx() as db:
-            # Re-check inside the lock: another process may have seeded meanwhile.
-            if db.execute("pragma user_version").fetchone()[0] >= SCHEMA_VERSION:
+            # Re-check inside the lock: another process may have seeded or upgraded.
+            version = db.execute("pragma user_version").fetchone()[0]
+            if version >= SCHEMA_VERSION:
                 return
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
+            if version == 0:
+                self._create_v1(db)
+            for target in range(max(version, 1) + 1, SCHEMA_VERSION + 1):
+                for statement in _UPGRADES[target]:
                     db.execute(statement)
-            for m in SEED_MODELS:
-                db.execute(
-                    "insert or ignore into models values (?,?,?,?,?,?,?,?)",
-                    (
-                        m.id,
-                        m.slug,
-                        m.name,
-                        m.endpoint_id,
-                        m.credits_per_second,
-                        int(m.requires_image),
-                        json.dumps(settings_to_json(m.settings)),
-                        int(m.active),
-                    ),
-                )
-            if not db.execute(
-                "select 1 from user_credits where user_id = ?", (DEMO_USER_ID,)
-            ).fetchone():
-                self._grant(db, DEMO_USER_ID, DEMO_USER_CREDITS, "sandbox seed", SYSTEM_OPERATOR)
             db.execute(f"pragma user_version = {SCHEMA_VERSION}")
+
+    def _create_v1(self, db: sqlite3.Connection) -> None:
+        """A new file: the version 1 tables and the seed (the demo user, the catalog)."""
+        for statement in _SCHEMA_V1.split(";"):
+            if statement.strip():
+                db.execute(statement)
+        for m in SEED_MODELS:
+            db.execute(
+                "insert or ignore into models values (?,?,?,?,?,?,?,?)",
+                (
+                    m.id,
+                    m.slug,
+                    m.name,
+                    m.endpoint_id,
+                    m.credits_per_second,
+                    int(m.requires_image),
+                    json.dumps(settings_to_json(m.settings)),
+                    int(m.active),
+                ),
+            )
+        if not db.execute(
+            "select 1 from user_credits where user_id = ?", (DEMO_USER_ID,)
+        ).fetchone():
+            now = _now()
+            db.execute(
+                "insert into user_credits values (?, ?, ?, ?)",
+                (DEMO_USER_ID, DEMO_USER_CREDITS, now, now),
+            )
+            db.execute(
+                "insert into credit_ledger (user_id, job_id, delta, kind, reason, operator,"
+                " created_at) values (?, null, ?, 'grant', 'sandbox seed', ?, ?)",
+                (DEMO_USER_ID, DEMO_USER_CREDITS, SYSTEM_OPERATOR, now),
+            )
 
     def close(self) -> None:
         self._db.close()
@@ -250,14 +294,48 @@ class SqliteStore:
         ]
 
     # --- money ---------------------------------------------------------------------------
-    def grant_credits(self, user_id: str, credits: int, reason: str, operator: str) -> int:
+    def grant_credits(
+        self,
+        user_id: str,
+        credits: int,
+        reason: str,
+        operator: str,
+        idempotency_key: str | None = None,
+    ) -> GrantOutcome:
         if credits < 1:
             raise UsageError("credits to grant must be at least 1")
+        if idempotency_key is not None and not 1 <= len(idempotency_key) <= 255:
+            raise UsageError(
+                "the idempotency key must be 1 to 255 characters",
+                hint="use a UUID or a name such as ci-fund-<run id>",
+            )
         with self._tx() as db:
-            return self._grant(db, user_id, credits, reason, operator)
+            if idempotency_key is not None:
+                # Same rule as public.videogen_grant_credits: a known key moves nothing.
+                previous = db.execute(
+                    "select * from credit_ledger where idempotency_key = ?", (idempotency_key,)
+                ).fetchone()
+                if previous:
+                    return GrantOutcome(
+                        user_id=previous["user_id"],
+                        granted=previous["delta"],
+                        granted_now=False,
+                        balance=self._balance_in(db, previous["user_id"]),
+                        reason=previous["reason"],
+                        operator=previous["operator"],
+                        idempotency_key=idempotency_key,
+                    )
+            balance = self._grant(db, user_id, credits, reason, operator, idempotency_key)
+            return GrantOutcome(user_id, credits, True, balance, reason, operator, idempotency_key)
 
     def _grant(
-        self, db: sqlite3.Connection, user_id: str, credits: int, reason: str, operator: str
+        self,
+        db: sqlite3.Connection,
+        user_id: str,
+        credits: int,
+        reason: str,
+        operator: str,
+        idempotency_key: str | None = None,
     ) -> int:
         now = _now()
         db.execute(
@@ -267,8 +345,8 @@ class SqliteStore:
         )
         db.execute(
             "insert into credit_ledger (user_id, job_id, delta, kind, reason, operator,"
-            " created_at) values (?, null, ?, 'grant', ?, ?, ?)",
-            (user_id, credits, reason, operator, now),
+            " created_at, idempotency_key) values (?, null, ?, 'grant', ?, ?, ?, ?)",
+            (user_id, credits, reason, operator, now, idempotency_key),
         )
         return self._balance_in(db, user_id)
 
@@ -345,14 +423,16 @@ class SqliteStore:
             job = _job(self._job_row(db, job_id))
             return CreateJobResult(job, False, self._balance_in(db, new.user_id))
 
-    def record_submission(self, job_id: str, endpoint_id: str, submission: Submission) -> Job:
+    def record_submission(
+        self, job_id: str, endpoint_id: str, submission: Submission, provider: ProviderIdentity
+    ) -> Job:
         with self._tx() as db:
             now = _now()
             db.execute(
                 "update video_jobs set provider_request_id = ?, endpoint_id = ?, status_url = ?,"
-                " response_url = ?, cancel_url = ?, queue_position = ?, submitted_at = ?,"
-                " updated_at = ? where job_id = ? and status = 'pending'"
-                " and provider_request_id is null",
+                " response_url = ?, cancel_url = ?, queue_position = ?, provider = ?,"
+                " provider_origin = ?, not_found_count = 0, submitted_at = ?, updated_at = ?"
+                " where job_id = ? and status = 'pending' and provider_request_id is null",
                 (
                     submission.request_id,
                     endpoint_id,
@@ -360,10 +440,21 @@ class SqliteStore:
                     submission.response_url,
                     submission.cancel_url,
                     submission.queue_position,
+                    provider.name,
+                    provider.origin,
                     now,
                     now,
                     job_id,
                 ),
+            )
+            return _job(self._job_row(db, job_id))
+
+    def note_not_found(self, job_id: str) -> Job:
+        with self._tx() as db:
+            db.execute(
+                "update video_jobs set not_found_count = not_found_count + 1, updated_at = ?"
+                " where job_id = ? and status in ('pending', 'processing')",
+                (_now(), job_id),
             )
             return _job(self._job_row(db, job_id))
 
@@ -384,53 +475,86 @@ class SqliteStore:
                 return job
             if status is not JobStatus.PENDING:
                 queue_position = None
+            wanted = (status, queue_position, video_url, thumbnail_url, 0)
+            if (
+                job.status,
+                job.queue_position,
+                job.video_url,
+                job.thumbnail_url,
+                job.not_found_count,
+            ) == wanted:
+                # As in public.videogen_apply_status: polling the same answer writes nothing.
+                return job
             db.execute(
                 "update video_jobs set status = ?, queue_position = ?, video_url = ?,"
-                " thumbnail_url = ?, updated_at = ? where job_id = ?",
+                " thumbnail_url = ?, not_found_count = 0, updated_at = ? where job_id = ?",
                 (status.value, queue_position, video_url, thumbnail_url, _now(), job_id),
             )
             return _job(self._job_row(db, job_id))
 
     def fail_job(self, job_id: str, error: str) -> Job:
         with self._tx() as db:
-            job = _job(self._job_row(db, job_id))
-            if job.status.terminal:
-                return job
-            now = _now()
-            owed = job.credits_used - job.refunded_credits
-            db.execute(
-                "update video_jobs set status = 'failed', error = ?, queue_position = null,"
-                " refunded_credits = credits_used, updated_at = ? where job_id = ?",
-                (error, now, job_id),
-            )
-            if owed > 0:
-                self._refund(db, job, owed, f"job failed: {error}", SYSTEM_OPERATOR, now)
-            return _job(self._job_row(db, job_id))
+            return self._fail(db, _job(self._job_row(db, job_id)), error)
 
     def refund_job(
-        self, job_id: str, credits: int | None, reason: str, operator: str
+        self,
+        job_id: str,
+        credits: int | None,
+        reason: str,
+        operator: str,
+        *,
+        dry_run: bool = False,
     ) -> RefundOutcome:
         if credits is not None and credits < 1:
             raise UsageError("--credits must be at least 1")
+        # The rules of public.videogen_refund_job, in the same order.
         with self._tx() as db:
             row = db.execute("select * from video_jobs where job_id = ?", (job_id,)).fetchone()
             if not row:
                 raise NotFoundError(f"job {job_id} not found", code="job_not_found")
             job = _job(row)
-            already = db.execute(
-                "select reason, operator from credit_ledger where job_id = ? and kind = 'refund'",
+            before = self._balance_in(db, job.user_id)
+            previous = db.execute(
+                "select delta, reason, operator from credit_ledger"
+                " where job_id = ? and kind = 'refund'",
                 (job_id,),
             ).fetchone()
-            if already:
-                return RefundOutcome(
-                    job,
-                    False,
-                    job.refunded_credits,
-                    self._balance_in(db, job.user_id),
-                    already["reason"],
-                    already["operator"],
+            if previous:
+                same_again = (
+                    (credits if credits is not None else job.credits_used) == previous["delta"]
+                    and reason == previous["reason"]
+                    and operator == previous["operator"]
+                )
+                if previous["delta"] >= job.credits_used or same_again:
+                    return RefundOutcome(
+                        job,
+                        False,
+                        job.refunded_credits,
+                        before,
+                        previous["reason"],
+                        previous["operator"],
+                        dry_run=dry_run,
+                        balance_before=before,
+                    )
+                raise RefusedError(
+                    f"job {job_id} was already refunded {previous['delta']} of the"
+                    f" {job.credits_used} credits it used ({previous['reason'] or 'no reason'},"
+                    f" by {previous['operator'] or 'nobody'})",
+                    code="already_refunded",
+                    hint="a job is refunded at most once; if more is owed, use: videogen grant",
                 )
             amount = refund_amount(job, credits)
+            if dry_run:
+                return RefundOutcome(
+                    dataclasses.replace(job, refunded_credits=amount),
+                    True,
+                    amount,
+                    before + amount,
+                    reason,
+                    operator,
+                    dry_run=True,
+                    balance_before=before,
+                )
             now = _now()
             db.execute(
                 "update video_jobs set refunded_credits = ?, updated_at = ? where job_id = ?",
@@ -438,10 +562,69 @@ class SqliteStore:
             )
             balance = self._refund(db, job, amount, reason, operator, now)
             return RefundOutcome(
-                _job(self._job_row(db, job_id)), True, amount, balance, reason, operator
+                _job(self._job_row(db, job_id)),
+                True,
+                amount,
+                balance,
+                reason,
+                operator,
+                balance_before=before,
+            )
+
+    # --- reconciliation ------------------------------------------------------------------
+    def list_unfinished_jobs(self, older_than_seconds: float, limit: int) -> list[Job]:
+        check_seconds(older_than_seconds, "the age of unfinished jobs")
+        if limit < 0:
+            raise UsageError("the limit must be a number >= 0")
+        rows = self._db.execute(
+            "select * from video_jobs where status in ('pending', 'processing')"
+            " and created_at <= ? order by created_at, job_id limit ?",
+            (_ago(older_than_seconds), limit),
+        )
+        return [_job(r) for r in rows]
+
+    def sweep_stranded(
+        self, grace_seconds: float, *, limit: int | None = None, dry_run: bool = False
+    ) -> StrandedSweep:
+        check_seconds(grace_seconds, "the grace period")
+        if limit is not None and limit < 0:
+            raise UsageError("the limit must be a number >= 0")
+        # One BEGIN IMMEDIATE transaction: concurrent sweepers (and `status`) queue on the
+        # file lock and find the jobs failed, so each credit moves once.
+        with self._tx() as db:
+            rows = db.execute(
+                "select * from video_jobs where status = 'pending'"
+                " and provider_request_id is null and created_at < ?"
+                " order by created_at, job_id limit ?",
+                (_ago(grace_seconds), -1 if limit is None else limit),
+            ).fetchall()
+            jobs = [_job(r) for r in rows]
+            if not dry_run:
+                for job in jobs:
+                    self._fail(db, job, NEVER_SUBMITTED)
+            return StrandedSweep(
+                swept=len(jobs),
+                refunded_credits=sum(j.credits_used - j.refunded_credits for j in jobs),
+                job_ids=tuple(j.job_id for j in jobs),
+                dry_run=dry_run,
             )
 
     # --- helpers inside a transaction ----------------------------------------------------
+    def _fail(self, db: sqlite3.Connection, job: Job, error: str) -> Job:
+        """Fail a non-terminal job and refund what it used, once (terminal: unchanged)."""
+        if job.status.terminal:
+            return job
+        now = _now()
+        owed = job.credits_used - job.refunded_credits
+        db.execute(
+            "update video_jobs set status = 'failed', error = ?, queue_position = null,"
+            " refunded_credits = credits_used, updated_at = ? where job_id = ?",
+            (error, now, job.job_id),
+        )
+        if owed > 0:
+            self._refund(db, job, owed, f"job failed: {error}", SYSTEM_OPERATOR, now)
+        return _job(self._job_row(db, job.job_id))
+
     def _refund(
         self, db: sqlite3.Connection, job: Job, amount: int, reason: str, operator: str, now: str
     ) -> int:
@@ -467,6 +650,15 @@ class SqliteStore:
             "select balance from user_credits where user_id = ?", (user_id,)
         ).fetchone()
         return int(row[0]) if row else 0
+
+
+def _ago(seconds: float) -> str:
+    """The timestamp ``seconds`` before now, in the stored format (ISO text compares in
+    time order); an age beyond the calendar is the earliest time."""
+    try:
+        return (datetime.now(UTC) - timedelta(seconds=seconds)).isoformat()
+    except OverflowError:
+        return datetime.min.replace(tzinfo=UTC).isoformat()
 
 
 def _model(row: sqlite3.Row) -> Model:
@@ -505,4 +697,8 @@ def _job(row: Any) -> Job:
         video_url=row["video_url"],
         thumbnail_url=row["thumbnail_url"],
         error=row["error"],
+        provider=row["provider"],
+        provider_origin=row["provider_origin"],
+        not_found_count=row["not_found_count"],
+        submitted_at=datetime.fromisoformat(row["submitted_at"]) if row["submitted_at"] else None,
     )
