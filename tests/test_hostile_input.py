@@ -26,15 +26,17 @@ import sqlite3
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, Protocol
 
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
+from tests.support import pgcluster
 from videogen_cli.catalog import DEMO_USER_ID
 from videogen_cli.cli.main import app
 from videogen_cli.core.watching import Backoff
@@ -45,44 +47,30 @@ FAST_WATCH = ["--interval", "0.01", "--max-interval", "0.02"]
 
 # --- reading the store back ------------------------------------------------------------
 
-
-def snapshot(home: Path) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
-    """Every balance and every ledger row, straight from the sandbox file."""
-    con = sqlite3.connect(home / "sandbox.sqlite3")
-    try:
-        balances = con.execute("select user_id, balance from user_credits order by 1").fetchall()
-        ledger = con.execute(
-            "select id, user_id, job_id, delta, kind, reason, operator from credit_ledger"
-            " order by id"
-        ).fetchall()
-        return balances, ledger
-    finally:
-        con.close()
+Rows = list[tuple[Any, ...]]
+BALANCES = "select user_id, balance from user_credits order by 1"
+LEDGER = "select id, user_id, job_id, delta, kind, reason, operator from credit_ledger order by id"
 
 
-def invariant_problems(home: Path) -> list[str]:
-    con = sqlite3.connect(home / "sandbox.sqlite3")
-    try:
-        problems = [
-            f"user {user}: balance {balance} != ledger sum {total}"
-            for user, balance, total in con.execute(
-                "select u.user_id, u.balance, coalesce(sum(l.delta), 0) from user_credits u"
-                " left join credit_ledger l on l.user_id = u.user_id group by u.user_id"
-            )
-            if balance != total or balance < 0
-        ]
-        problems += [
-            f"failed job {job} has {n} refund rows"
-            for job, n in con.execute(
-                "select j.job_id, count(l.id) from video_jobs j left join credit_ledger l"
-                " on l.job_id = j.job_id and l.kind = 'refund'"
-                " where j.status = 'failed' and j.credits_used > 0 group by j.job_id"
-            )
-            if n != 1
-        ]
-        return problems
-    finally:
-        con.close()
+class SandboxFile:
+    """What `check_one` reads back: every balance and ledger row, and the invariant."""
+
+    def __init__(self, home: Path) -> None:
+        self.path = home / "sandbox.sqlite3"
+
+    def snapshot(self) -> tuple[Rows, Rows]:
+        con = sqlite3.connect(self.path)
+        try:
+            return con.execute(BALANCES).fetchall(), con.execute(LEDGER).fetchall()
+        finally:
+            con.close()
+
+    def invariant_problems(self) -> list[str]:
+        return pgcluster.sqlite_invariant_problems(self.path)
+
+
+def snapshot(home: Path) -> tuple[Rows, Rows]:
+    return SandboxFile(home).snapshot()
 
 
 # --- running one invocation, bounded -----------------------------------------------------
@@ -111,9 +99,15 @@ def invoke(args: list[str], env: dict[str, str | None] | None = None) -> Any:
         return CliRunner().invoke(app, args, env=env)
 
 
-def check_one(home: Path, args: list[str], env: dict[str, str | None] | None = None) -> int:
+class Store(Protocol):
+    def snapshot(self) -> tuple[Rows, Rows]: ...
+
+    def invariant_problems(self) -> list[str]: ...
+
+
+def check_one(store: Store, args: list[str], env: dict[str, str | None] | None = None) -> int:
     """Run once and assert the properties of the module docstring; returns the exit code."""
-    before = snapshot(home)
+    before = store.snapshot()
     result = invoke(args, env)
     shown = f"args={args!r} env={env!r}\n{result.output}"
     assert result.exit_code in README_EXITS, shown
@@ -121,8 +115,8 @@ def check_one(home: Path, args: list[str], env: dict[str, str | None] | None = N
     if result.exception is not None:
         assert isinstance(result.exception, SystemExit), shown
     if result.exit_code in (2, 3, 4, 5, 130):
-        assert snapshot(home) == before, f"a refusal moved money: {shown}"
-    assert invariant_problems(home) == [], shown
+        assert store.snapshot() == before, f"a refusal moved money: {shown}"
+    assert store.invariant_problems() == [], shown
     if "--json" in args and result.exit_code != 0 and result.stdout:
         # The last line is the error object or the final job (README "JSON output"); a
         # parser error (Typer's own, exit 2) prints nothing on stdout in-process.
@@ -240,6 +234,10 @@ def small_or_hostile(low: float, high: float) -> Pair:
     return st.floats(min_value=low, max_value=high).map(repr), st.sampled_from(BAD_NUMBERS)
 
 
+def option_pair(flag: str, value: str) -> list[str]:
+    return [flag, value]
+
+
 def command(
     head: list[str],
     required: dict[str, Pair],
@@ -261,7 +259,7 @@ def command(
             if name.startswith("#"):
                 parts.append(drawn.map(lambda v: [v]))
                 continue
-            as_option = drawn.map(lambda v, flag=name: [flag, v])
+            as_option = drawn.map(partial(option_pair, name))
             parts.append(
                 as_option if name in bad or name in required else st.one_of(st.just([]), as_option)
             )
@@ -367,9 +365,10 @@ CONFIG_VALUES: dict[str, list[str]] = {
     "VIDEOGEN_OPERATOR": ["\udcff", "x" * 500, " "],
     "VIDEOGEN_HOME": ["\udcff"],
 }
-hostile_env = st.one_of(
-    st.just({}),
-    st.just({}),
+NO_ENV: dict[str, str] = {}
+hostile_env: st.SearchStrategy[dict[str, str]] = st.one_of(
+    st.just(NO_ENV),
+    st.just(NO_ENV),
     st.sampled_from(sorted(CONFIG_VALUES)).flatmap(
         lambda name: st.sampled_from(CONFIG_VALUES[name]).map(lambda value: {name: value})
     ),
@@ -391,7 +390,7 @@ def test_hostile_invocations_never_crash_hang_or_move_money_when_refused(
     )
     @given(args=invocations(targets), env=hostile_env)
     def one(args: list[str], env: dict[str, str]) -> None:
-        code = check_one(isolated_env, args, dict(env))
+        code = check_one(SandboxFile(isolated_env), args, dict(env))
         event(f"{args[0]} exit {code}")  # shown by pytest --hypothesis-show-statistics
 
     one()
