@@ -411,6 +411,7 @@ def test_hostile_invocations_never_crash_hang_or_move_money_when_refused(
         ["--watch", "--factor", "nan"],
         ["--watch", "--factor", "11"],
         ["--watch", "--interval", "3601", "--max-interval", "3601"],
+        ["--timeout", "nan"],  # bad input even without --watch
     ],
 )
 def test_bad_watch_options_are_refused_before_the_charge(

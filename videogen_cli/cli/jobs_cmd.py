@@ -94,10 +94,10 @@ def generate(
     with open_session(json_mode) as s:
         from videogen_cli.core.requests import prepare_request
 
-        if watch_:
-            # Bad watch flags must fail before anything is charged (README "Exit codes").
-            timeout = check_timeout(timeout)
-            backoff.validate()
+        # Bad watch flags must fail before anything is charged (README "Exit codes"), and
+        # are bad input even without --watch.
+        timeout = check_timeout(timeout)
+        backoff.validate()
         prepared = prepare_request(
             s.service.store,
             user_id=resolve_user(s, user),
