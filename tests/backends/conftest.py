@@ -137,6 +137,9 @@ class Backend:
     invariant_problems: Callable[[], list[str]]
     dsn: str | None = None  # postgres and supabase: the database behind the store
     users: list[str] = field(default_factory=list)
+    path: Path | None = None  # sqlite: the sandbox file
+    # Another store of the same kind on the same database (for concurrent callers).
+    open_another: Callable[[], Any] | None = None
 
     def new_user(self, credits: int) -> str:
         import uuid
@@ -145,6 +148,41 @@ class Backend:
         self.store.grant_credits(user_id, credits, "test setup", "pytest")
         self.users.append(user_id)
         return user_id
+
+    def execute(self, query: str, params: tuple[Any, ...] = ()) -> list[Any]:
+        """Run SQL straight on the database behind the store (``%s`` placeholders)."""
+        if self.path is not None:
+            import sqlite3
+
+            db = sqlite3.connect(str(self.path), timeout=30.0)
+            try:
+                with db:
+                    return db.execute(query.replace("%s", "?"), params).fetchall()
+            finally:
+                db.close()
+        assert self.dsn is not None
+        with psycopg.connect(self.dsn, autocommit=True) as conn:
+            cursor = conn.execute(query, params)
+            return cursor.fetchall() if cursor.description else []
+
+    def age_job(self, job_id: str, seconds: float) -> None:
+        """Pretend the job was created ``seconds`` earlier (no test waits for real)."""
+        if self.path is not None:
+            from datetime import datetime, timedelta
+
+            (created,) = self.execute("select created_at from video_jobs where job_id = %s",
+                                      (job_id,))[0]  # fmt: skip
+            earlier = datetime.fromisoformat(created) - timedelta(seconds=seconds)
+            self.execute(
+                "update video_jobs set created_at = %s where job_id = %s",
+                (earlier.isoformat(), job_id),
+            )
+        else:
+            self.execute(
+                "update public.video_jobs set created_at = created_at - make_interval(secs => %s)"
+                " where job_id = %s",
+                (seconds, job_id),
+            )
 
 
 def _sqlite_store_class() -> Any:
@@ -166,8 +204,15 @@ def backend_factory(
     def open_backend(kind: str) -> Backend:
         if kind == "sqlite":
             path = tmp_path / f"sandbox-{len(opened)}.sqlite3"
-            store = _sqlite_store_class()(path)
-            backend = Backend(kind, store, lambda: pgcluster.sqlite_invariant_problems(path))
+            store_class = _sqlite_store_class()
+            store = store_class(path)
+            backend = Backend(
+                kind,
+                store,
+                lambda: pgcluster.sqlite_invariant_problems(path),
+                path=path,
+                open_another=lambda: store_class(path),
+            )
         elif kind in ("postgres", "supabase"):
             from videogen_cli.storage.postgres import PostgresStore
 
@@ -176,16 +221,23 @@ def backend_factory(
             pool: DatabasePool = request.getfixturevalue("pg_pool")
             dsn = pool.acquire()
             cleanups.append(lambda: pool.release(dsn))
+            another: Callable[[], Any]
             if kind == "postgres":
                 store = PostgresStore(dsn)
+                another = lambda: PostgresStore(dsn)  # noqa: E731
             else:
                 from videogen_cli.storage.supabase import SupabaseStore
 
                 stub = PostgrestStub(dsn, service_key=SERVICE_KEY, anon_key=ANON_KEY).start()
                 cleanups.append(stub.stop)
                 store = SupabaseStore(stub.url, SERVICE_KEY)
+                another = lambda: SupabaseStore(stub.url, SERVICE_KEY)  # noqa: E731
             backend = Backend(
-                kind, store, lambda: pgcluster.postgres_invariant_problems(dsn), dsn=dsn
+                kind,
+                store,
+                lambda: pgcluster.postgres_invariant_problems(dsn),
+                dsn=dsn,
+                open_another=another,
             )
         else:
             raise ValueError(kind)

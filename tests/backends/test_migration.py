@@ -23,7 +23,8 @@ from tests.support.postgrest_stub import PostgrestStub
 from videogen_cli.catalog import SEED_MODELS, settings_to_json
 from videogen_cli.domain import JobStatus, NewJob
 from videogen_cli.errors import BackendError
-from videogen_cli.storage.migrate import apply_migration, migration_sql
+from videogen_cli.ports import NEVER_SUBMITTED
+from videogen_cli.storage.migrate import apply_migration, functions_sql, migration_sql, migrations
 from videogen_cli.storage.postgres import PostgresStore
 from videogen_cli.storage.supabase import SupabaseStore
 
@@ -43,21 +44,28 @@ API_FUNCTIONS = {
     "videogen_apply_status",
     "videogen_fail_job",
     "videogen_refund_job",
+    "videogen_note_not_found",
+    "videogen_list_unfinished_jobs",
+    "videogen_sweep_stranded",
 }
 # Every money function with arguments that would succeed for service_role.
 MONEY_CALLS = {
     "videogen_grant_credits": "p_user_id => %(user)s, p_credits => 5, p_reason => 'x', "
-    "p_operator => 'x'",
+    "p_operator => 'x', p_idempotency_key => 'g'",
     "videogen_create_job": "p_user_id => %(user)s, p_idempotency_key => 'k', "
     "p_fingerprint => 'f', p_model => 'veo3.1', p_prompt => 'p', p_image_url => null, "
     "p_settings => '{}', p_cost => 1, p_request => '{}'",
     "videogen_record_submission": "p_job_id => %(job)s, p_endpoint_id => 'e', "
     "p_request_id => 'r', p_status_url => null, p_response_url => null, "
-    "p_cancel_url => null, p_queue_position => null",
+    "p_cancel_url => null, p_queue_position => null, p_provider => 'fal', "
+    "p_provider_origin => 'https://queue.fal.run'",
     "videogen_apply_status": "p_job_id => %(job)s, p_status => 'processing'",
     "videogen_fail_job": "p_job_id => %(job)s, p_error => 'x'",
     "videogen_refund_job": "p_job_id => %(job)s, p_credits => null, p_reason => 'x', "
     "p_operator => 'x'",
+    "videogen_note_not_found": "p_job_id => %(job)s",
+    # As pg_cron runs it: no arguments.
+    "videogen_sweep_stranded": "",
 }
 
 
@@ -215,7 +223,14 @@ def test_only_service_role_may_execute_the_functions(pg_dsn: str) -> None:
         else:  # internal helpers: nobody but the owner
             assert not service, name
     assert {n for n in seen if n.startswith("videogen_")} == API_FUNCTIONS
-    assert seen - API_FUNCTIONS == {"as_uuid", "ts", "job_json", "model_json", "ledger_json"}
+    assert seen - API_FUNCTIONS == {
+        "as_uuid",
+        "ts",
+        "job_json",
+        "model_json",
+        "ledger_json",
+        "fail_locked_job",
+    }
     assert private_usage == [("anon", False), ("authenticated", False), ("service_role", False)]
 
 
@@ -390,3 +405,74 @@ def test_an_unreachable_database_is_unavailable_without_leaking_the_password() -
         store.get_balance(str(uuid.uuid4()))
     assert via_store.value.code == "backend_unavailable"
     assert "s3cret-pa55" not in via_store.value.message
+
+
+# --- numbered migrations -----------------------------------------------------------------
+
+
+def test_migrations_are_recorded_and_applied_once(pg_empty_dsn: str) -> None:
+    first = apply_migration(pg_empty_dsn)
+    assert first.applied == tuple(m.name for m in migrations())
+    assert (first.baselined, first.current) == (False, migrations()[-1].name)
+    assert apply_migration(pg_empty_dsn).applied == ()
+    with psycopg.connect(pg_empty_dsn) as conn:
+        rows = conn.execute(
+            "select version, name, checksum from videogen_private.schema_migrations order by 1"
+        ).fetchall()
+    assert rows == [(m.version, m.name, m.checksum) for m in migrations()]
+
+
+def test_the_migrations_table_is_hidden_from_every_api_role(migrated_dsn: str) -> None:
+    with psycopg.connect(migrated_dsn) as conn:
+        rows = conn.execute(
+            "select r, has_table_privilege(r, 'videogen_private.schema_migrations', 'select') "
+            "from unnest(array['anon', 'authenticated', 'service_role']) r"
+        ).fetchall()
+    assert rows == [("anon", False), ("authenticated", False), ("service_role", False)]
+
+
+def test_an_edited_or_newer_migration_is_refused_and_changes_nothing(migrated_dsn: str) -> None:
+    one(migrated_dsn, "update videogen_private.schema_migrations set checksum = 'x' "
+        "where version = 2")  # fmt: skip
+    with pytest.raises(BackendError) as edited:
+        apply_migration(migrated_dsn)
+    assert edited.value.code == "migration_changed"
+    assert "002_money_safety" in edited.value.message
+    one(migrated_dsn, "update videogen_private.schema_migrations set checksum = %s "
+        "where version = 2", (migrations()[1].checksum,))  # fmt: skip
+
+    one(migrated_dsn, "insert into videogen_private.schema_migrations (version, name, checksum)"
+        " values (99, '099_future', 'f')")  # fmt: skip
+    one(migrated_dsn, "drop function public.videogen_get_balance(text)")
+    with pytest.raises(BackendError) as newer:
+        apply_migration(migrated_dsn)
+    assert newer.value.code == "migration_newer"
+    assert "upgrade videogen" in (newer.value.hint or "")
+    # Rolled back: the functions were not re-created by the refused run.
+    assert one(migrated_dsn, "select to_regprocedure('public.videogen_get_balance(text)')") is None
+
+
+def test_the_sweeper_error_text_is_the_one_of_the_code() -> None:
+    # videogen_sweep_stranded and the core's never-submitted rule must fail jobs alike.
+    assert f"'{NEVER_SUBMITTED}'" in functions_sql()
+
+
+def test_the_sweeper_runs_as_pg_cron_would_call_it(pg_dsn: str, as_role_pooled: Any) -> None:
+    store = PostgresStore(pg_dsn)
+    user = str(uuid.uuid4())
+    store.grant_credits(user, 10, "setup", "pytest")
+    job = store.create_job(NewJob(user, "k-cron", "f", "veo3.1", "p", None, {}, 4, {})).job
+    store.close()
+    one(pg_dsn, "update public.video_jobs set created_at = now() - interval '11 minutes'")
+
+    # pg_cron runs `select public.videogen_sweep_stranded()` as the job's owner.
+    answer = one(pg_dsn, "select public.videogen_sweep_stranded()")
+
+    assert answer == {"swept": 1, "refunded_credits": 4, "job_ids": [job.job_id],
+                      "dry_run": False}  # fmt: skip
+    assert one(pg_dsn, "select balance from public.user_credits where user_id = %s", (user,)) == 10
+    assert as_role_pooled("service_role", "select public.videogen_sweep_stranded('1 hour')") == [
+        ({"swept": 0, "refunded_credits": 0, "job_ids": [], "dry_run": False},)
+    ]
+    with pytest.raises(pg_errors.InsufficientPrivilege):
+        as_role_pooled("authenticated", "select public.videogen_sweep_stranded()", sub=user)

@@ -160,17 +160,34 @@ def test_concurrent_refunds_of_a_finished_job_refund_once(
     job_id = store.create_job(new_job(user, key=f"key-{uuid.uuid4()}", cost=8)).job.job_id
     store.apply_status(job_id, JobStatus.COMPLETED, video_url="https://x/v.mp4")
 
+    # Twelve different partial refunds at once: one wins, the others are refused with
+    # the amount already refunded (a second refund after a partial one is exit 4).
     calls: list[Callable[[PostgresStore], Any]] = [
         lambda s, i=i: s.refund_job(job_id, 5, f"ticket {i}", "alice")  # type: ignore[misc]
         for i in range(12)
     ]
     results = run_together(pg_dsn, calls)
 
-    assert not [r for r in results if isinstance(r, VideogenError)], results
-    assert sorted(r.refunded_now for r in results) == [False] * 11 + [True]
-    assert {r.refunded_credits for r in results} == {5}
+    won = [r for r in results if not isinstance(r, VideogenError)]
+    refused = [r for r in results if isinstance(r, VideogenError)]
+    assert [(r.refunded_now, r.refunded_credits) for r in won] == [(True, 5)]
+    assert {(type(e).__name__, e.code) for e in refused} == {("RefusedError", "already_refunded")}
+    assert len(refused) == 11
     assert store.get_balance(user) == 97
     assert pgcluster.ledger(pg_dsn, user) == [("grant", 100), ("charge", -8), ("refund", 5)]
+
+    # The very same refund twelve times at once (retries after lost answers): one moves
+    # money, the others are harmless no-ops.
+    other = store.create_job(new_job(user, key=f"key-{uuid.uuid4()}", cost=8)).job.job_id
+    store.apply_status(other, JobStatus.COMPLETED, video_url="https://x/v.mp4")
+    same: list[Callable[[PostgresStore], Any]] = [
+        lambda s: s.refund_job(other, 5, "ticket", "alice") for _ in range(12)
+    ]
+    results = run_together(pg_dsn, same)
+    assert not [r for r in results if isinstance(r, VideogenError)], results
+    assert sorted(r.refunded_now for r in results) == [False] * 11 + [True]
+    assert {(r.refunded_credits, r.balance) for r in results} == {(5, 94)}
+    assert store.get_balance(user) == 94
 
 
 def test_concurrent_grants_and_debits_keep_the_ledger_equal_to_the_balance(

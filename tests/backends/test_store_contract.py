@@ -36,7 +36,7 @@ from videogen_cli.domain import (
     Submission,
 )
 from videogen_cli.errors import NotFoundError, RefusedError, UsageError, VideogenError
-from videogen_cli.ports import SYSTEM_OPERATOR
+from videogen_cli.ports import NEVER_SUBMITTED, SYSTEM_OPERATOR
 
 SETTINGS = {"duration": "4s", "resolution": "720p", "aspect_ratio": "16:9"}
 FAL = ProviderIdentity("fal", "https://queue.fal.run")
@@ -732,3 +732,366 @@ def test_every_store_gives_the_same_answers(
     for kind in ("postgres", "supabase"):
         for expected, got in zip(reference, transcripts[kind], strict=True):
             assert got == expected, f"{kind} differs from sqlite at step {expected[0]!r}"
+
+
+# --- provider identity and "not found" answers -------------------------------------------
+
+
+def _submitted_job(backend: Backend, user: str, provider: ProviderIdentity = FAL) -> str:
+    job_id: str = backend.store.create_job(new_job(user)).job.job_id
+    backend.store.record_submission(job_id, "fal-ai/veo3.1", submission("req-1", 2), provider)
+    return job_id
+
+
+def test_record_submission_stores_the_provider(backend: Backend) -> None:
+    store = backend.store
+    user = backend.new_user(20)
+    job = store.create_job(new_job(user)).job
+    assert (job.provider, job.provider_origin, job.not_found_count) == (None, None, 0)
+    assert job.submitted_at is None and job.provider_identity is None
+
+    recorded = store.record_submission(job.job_id, "fal-ai/veo3.1", submission("req-1"), SIM)
+
+    assert (recorded.provider, recorded.provider_origin) == (SIM.name, SIM.origin)
+    assert recorded.provider_identity == SIM
+    assert recorded.submitted_at is not None and recorded.submitted_at.tzinfo is not None
+    assert store.get_job(job.job_id) == recorded
+    # The provider that took the job stays: a later submission elsewhere changes nothing.
+    assert store.record_submission(job.job_id, "fal-ai/veo3.1", submission("r2"), FAL) == recorded
+
+    other = store.create_job(new_job(user)).job
+    for bad in (ProviderIdentity("", "x"), ProviderIdentity("fal", "")):
+        with pytest.raises(UsageError):
+            store.record_submission(other.job_id, "fal-ai/veo3.1", submission("r3"), bad)
+    assert store.get_job(other.job_id) == other
+
+
+def test_not_found_answers_are_counted_and_any_other_answer_resets_them(backend: Backend) -> None:
+    store = backend.store
+    user = backend.new_user(20)
+    job_id = _submitted_job(backend, user)
+
+    first = store.note_not_found(job_id)
+    second = store.note_not_found(job_id)
+
+    assert (first.not_found_count, second.not_found_count) == (1, 2)
+    assert second.status is JobStatus.PENDING and second.queue_position == 2
+    assert store.get_job(job_id) == second
+    # No money moves on a "not found".
+    assert store.get_balance(user) == 12
+    assert ledger_kinds(backend, user) == [(LedgerKind.CHARGE, -8), (LedgerKind.GRANT, 20)]
+
+    # The same status and queue position as stored: the reset alone is a real change.
+    reset = store.apply_status(job_id, JobStatus.PENDING, queue_position=2)
+    assert (reset.status, reset.queue_position, reset.not_found_count) == (JobStatus.PENDING, 2, 0)
+    assert store.get_job(job_id) == reset
+
+    assert store.note_not_found(job_id).not_found_count == 1
+    assert store.apply_status(job_id, JobStatus.PROCESSING).not_found_count == 0
+    assert store.note_not_found(job_id).not_found_count == 1
+    done = store.apply_status(job_id, JobStatus.COMPLETED, video_url="https://x/v.mp4")
+    assert done.not_found_count == 0
+    # A terminal job is returned unchanged.
+    assert store.note_not_found(job_id) == done
+    failed_id = store.create_job(new_job(user, cost=4)).job.job_id
+    failed = store.fail_job(failed_id, "boom")
+    assert store.note_not_found(failed_id) == failed
+
+    with pytest.raises(NotFoundError) as err:
+        store.note_not_found(str(uuid.uuid4()))
+    assert err.value.code == "job_not_found"
+
+
+def _write_stamp(backend: Backend, job_id: str, observer: Any) -> Any:
+    """Changes whenever anything is written: the row version (Postgres) or the file's
+    data_version as seen by another connection (SQLite)."""
+    if backend.path is not None:
+        return observer.execute("pragma data_version").fetchone()[0]
+    return backend.execute("select xmin::text from public.video_jobs where job_id = %s",
+                           (job_id,))  # fmt: skip
+
+
+def test_apply_status_writes_nothing_when_nothing_changed(backend: Backend) -> None:
+    import sqlite3
+
+    store = backend.store
+    user = backend.new_user(20)
+    job_id = _submitted_job(backend, user)
+    observer = sqlite3.connect(str(backend.path)) if backend.path else None
+    try:
+        before = store.apply_status(job_id, JobStatus.PENDING, queue_position=1)
+        stamp = _write_stamp(backend, job_id, observer)
+
+        for _ in range(3):  # polling the same answer again and again
+            assert store.apply_status(job_id, JobStatus.PENDING, queue_position=1) == before
+        assert _write_stamp(backend, job_id, observer) == stamp
+        assert store.get_job(job_id) == before
+
+        # The stamp does see a real change.
+        running = store.apply_status(job_id, JobStatus.PROCESSING)
+        assert _write_stamp(backend, job_id, observer) != stamp
+        stamp = _write_stamp(backend, job_id, observer)
+        assert store.apply_status(job_id, JobStatus.PROCESSING) == running
+        assert _write_stamp(backend, job_id, observer) == stamp
+    finally:
+        if observer is not None:
+            observer.close()
+
+
+# --- grant keys --------------------------------------------------------------------------
+
+
+def test_a_grant_key_never_grants_twice(backend: Backend) -> None:
+    store = backend.store
+    user, stranger = str(uuid.uuid4()), str(uuid.uuid4())
+
+    first = store.grant_credits(user, 10, "ci funding", "ci", idempotency_key="ci-run-1")
+
+    assert first == GrantOutcome(user, 10, True, 10, "ci funding", "ci", "ci-run-1")
+    # The same key again, whatever the other arguments: nothing moves, the stored grant.
+    again = store.grant_credits(user, 25, "other reason", "bob", idempotency_key="ci-run-1")
+    assert again == GrantOutcome(user, 10, False, 10, "ci funding", "ci", "ci-run-1")
+    foreign = store.grant_credits(stranger, 5, "x", "mallory", idempotency_key="ci-run-1")
+    assert foreign == GrantOutcome(user, 10, False, 10, "ci funding", "ci", "ci-run-1")
+    assert store.get_balance(stranger) is None  # no account was opened for the stranger
+
+    # Grants without a key are new each time; the replay reports the current balance.
+    assert store.grant_credits(user, 3, "top-up", "bob").balance == 13
+    assert store.grant_credits(user, 1, "x", "y", idempotency_key="ci-run-1").balance == 13
+    other = store.grant_credits(user, 2, "ci funding", "ci", idempotency_key="ci-run-2")
+    assert (other.granted_now, other.granted, other.balance) == (True, 2, 15)
+    assert [(e.kind, e.delta) for e in store.list_ledger(user)] == [
+        (LedgerKind.GRANT, 2),
+        (LedgerKind.GRANT, 3),
+        (LedgerKind.GRANT, 10),
+    ]
+
+    # Grant keys are their own namespace: generate's keys do not collide with them.
+    job = store.create_job(new_job(user, key="shared-key", cost=4)).job
+    shared = store.grant_credits(user, 4, "refill", "ci", idempotency_key="shared-key")
+    assert (shared.granted_now, shared.balance) == (True, 15)
+    assert store.get_job(job.job_id) == job
+
+    for bad in ("", "k" * 256):
+        with pytest.raises(UsageError):
+            store.grant_credits(user, 5, "x", "y", idempotency_key=bad)
+    assert store.get_balance(user) == 15
+
+
+def test_concurrent_grants_with_one_key_grant_once(backend: Backend) -> None:
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    assert backend.open_another is not None
+    user = str(uuid.uuid4())
+    stores = [backend.open_another() for _ in range(4)]
+    barrier = threading.Barrier(len(stores))
+
+    def grant(store: Any) -> GrantOutcome:
+        barrier.wait()
+        outcome: GrantOutcome = store.grant_credits(user, 7, "ci", "ci", idempotency_key="race")
+        return outcome
+
+    try:
+        with ThreadPoolExecutor(len(stores)) as pool:
+            outcomes = list(pool.map(grant, stores))
+    finally:
+        for store in stores:
+            store.close()
+
+    assert sorted(o.granted_now for o in outcomes) == [False, False, False, True]
+    assert {(o.user_id, o.granted, o.balance) for o in outcomes} == {(user, 7, 7)}
+    assert backend.store.get_balance(user) == 7
+    assert ledger_kinds(backend, user) == [(LedgerKind.GRANT, 7)]
+
+
+# --- refund honesty ----------------------------------------------------------------------
+
+
+def test_a_dry_run_says_what_would_happen_and_writes_nothing(backend: Backend) -> None:
+    store = backend.store
+    user = backend.new_user(20)
+    job_id = _completed_job(backend, user, cost=8)
+    job = store.get_job(job_id)
+
+    dry = store.refund_job(job_id, 3, "blurry video", "alice", dry_run=True)
+
+    assert (dry.dry_run, dry.refunded_now, dry.refunded_credits) == (True, True, 3)
+    assert (dry.balance_before, dry.balance) == (12, 15)
+    assert (dry.reason, dry.operator) == ("blurry video", "alice")
+    assert dry.job.refunded_credits == 3 and dry.job.job_id == job_id
+    assert store.get_job(job_id) == job
+    assert store.get_balance(user) == 12
+    assert ledger_kinds(backend, user) == [(LedgerKind.CHARGE, -8), (LedgerKind.GRANT, 20)]
+
+    # A dry run makes every check.
+    with pytest.raises(RefusedError) as too_much:
+        store.refund_job(job_id, 9, "x", "alice", dry_run=True)
+    assert too_much.value.code == "refund_exceeds_credits"
+    live = store.create_job(new_job(user, cost=4)).job.job_id
+    with pytest.raises(RefusedError) as running:
+        store.refund_job(live, None, "x", "alice", dry_run=True)
+    assert running.value.code == "job_not_refundable"
+
+    real = store.refund_job(job_id, 3, "blurry video", "alice")
+    assert (real.dry_run, real.refunded_now, real.balance_before, real.balance) == (
+        False,
+        True,
+        8,
+        11,
+    )
+    # After a partial refund: another one is refused even as a dry run…
+    with pytest.raises(RefusedError) as second:
+        store.refund_job(job_id, 2, "more", "bob", dry_run=True)
+    assert second.value.code == "already_refunded"
+    assert "already refunded 3" in second.value.message
+    # …and the same refund again is the no-op it would be for real.
+    same = store.refund_job(job_id, 3, "blurry video", "alice", dry_run=True)
+    assert (same.dry_run, same.refunded_now, same.refunded_credits) == (True, False, 3)
+    assert (same.balance_before, same.balance) == (11, 11)
+    assert store.get_balance(user) == 11
+
+
+def test_a_dry_run_on_a_refunded_job_shows_nothing_moving(backend: Backend) -> None:
+    store = backend.store
+    user = backend.new_user(20)
+    failed = store.create_job(new_job(user, cost=8)).job.job_id
+    store.fail_job(failed, "provider rejected")  # the automatic refund is a full refund
+
+    for dry_run in (True, False):
+        for credits in (None, 3):
+            outcome = store.refund_job(failed, credits, "customer asked", "alice", dry_run=dry_run)
+            assert (outcome.dry_run, outcome.refunded_now, outcome.refunded_credits) == (
+                dry_run,
+                False,
+                8,
+            )
+            assert (outcome.balance_before, outcome.balance) == (20, 20)
+            assert (outcome.reason, outcome.operator) == (
+                "job failed: provider rejected",
+                SYSTEM_OPERATOR,
+            )
+
+    done = _completed_job(backend, user, cost=8)
+    store.refund_job(done, None, "wrong prompt", "carol")
+    dry = store.refund_job(done, 2, "again", "dave", dry_run=True)
+    assert (dry.refunded_now, dry.refunded_credits, dry.balance) == (False, 8, 20)
+    assert (dry.reason, dry.operator) == ("wrong prompt", "carol")
+    assert store.get_balance(user) == 20
+
+
+# --- reconciliation ----------------------------------------------------------------------
+
+
+def test_list_unfinished_jobs_oldest_first(backend: Backend) -> None:
+    store = backend.store
+    user = backend.new_user(100)
+    stranded = store.create_job(new_job(user, prompt="stranded")).job.job_id
+    running = _submitted_job(backend, user)
+    store.apply_status(running, JobStatus.PROCESSING)
+    done = _completed_job(backend, user)
+    fresh = store.create_job(new_job(user, prompt="fresh")).job.job_id
+    backend.age_job(stranded, 300)
+    backend.age_job(running, 200)
+    backend.age_job(done, 400)
+
+    def ids(older_than: float, limit: int = 10) -> list[str]:
+        return [j.job_id for j in store.list_unfinished_jobs(older_than, limit)]
+
+    assert ids(60) == [stranded, running]
+    assert ids(0) == [stranded, running, fresh]
+    assert ids(250) == [stranded]
+    assert ids(60, limit=1) == [stranded]
+    assert ids(0, limit=0) == []
+    assert ids(10_000) == []
+    listed = store.list_unfinished_jobs(0, 10)
+    assert listed[1] == store.get_job(running)
+    for bad in (-1.0, float("nan"), float("inf"), 1e300):
+        with pytest.raises(UsageError):
+            store.list_unfinished_jobs(bad, 10)
+
+
+def test_sweep_stranded_fails_and_refunds_never_submitted_jobs_once(backend: Backend) -> None:
+    store = backend.store
+    user = backend.new_user(100)
+    older = store.create_job(new_job(user, cost=4, prompt="older")).job.job_id
+    old = store.create_job(new_job(user, cost=8, prompt="old")).job.job_id
+    young = store.create_job(new_job(user, cost=8, prompt="young")).job.job_id
+    submitted = _submitted_job(backend, user)
+    done = _completed_job(backend, user)
+    for job_id, age in ((older, 900), (old, 700), (young, 60), (submitted, 800), (done, 800)):
+        backend.age_job(job_id, age)
+    balance = store.get_balance(user)
+    assert balance == 100 - 4 - 8 - 8 - 8 - 8
+
+    dry = store.sweep_stranded(600, dry_run=True)
+
+    assert dry == StrandedSweep(2, 12, (older, old), dry_run=True)
+    assert store.get_balance(user) == balance
+    assert store.get_job(old).status is JobStatus.PENDING
+
+    swept = store.sweep_stranded(600)
+
+    assert swept == StrandedSweep(2, 12, (older, old), dry_run=False)
+    assert store.get_balance(user) == balance + 12
+    for job_id, cost in ((older, 4), (old, 8)):
+        job = store.get_job(job_id)
+        assert (job.status, job.error, job.refunded_credits) == (
+            JobStatus.FAILED,
+            NEVER_SUBMITTED,
+            cost,
+        )
+        refund = [e for e in store.list_ledger(user, 100) if e.job_id == job_id and e.delta > 0]
+        assert [(e.kind, e.delta, e.reason, e.operator) for e in refund] == [
+            (LedgerKind.REFUND, cost, f"job failed: {NEVER_SUBMITTED}", SYSTEM_OPERATOR)
+        ]
+    for job_id in (young, submitted):
+        assert store.get_job(job_id).status is JobStatus.PENDING
+    assert store.sweep_stranded(600) == StrandedSweep(0, 0, (), dry_run=False)
+
+    # A submission that arrives after the sweep is not recorded (the core cancels it).
+    late = store.record_submission(old, "fal-ai/veo3.1", submission("late"), FAL)
+    assert (late.status, late.provider_request_id, late.provider) == (JobStatus.FAILED, None, None)
+
+    # limit: the oldest first.
+    more = [store.create_job(new_job(user, cost=1, prompt=f"m{i}")).job.job_id for i in range(3)]
+    for i, job_id in enumerate(more):
+        backend.age_job(job_id, 1000 - i)
+    assert store.sweep_stranded(600, limit=2).job_ids == tuple(more[:2])
+    assert store.sweep_stranded(0).job_ids == (more[2], young)
+    for bad in (-1.0, float("nan"), float("inf"), 1e300):
+        with pytest.raises(UsageError):
+            store.sweep_stranded(bad)
+
+
+def test_two_sweepers_at_once_refund_each_job_once(backend: Backend) -> None:
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    assert backend.open_another is not None
+    store = backend.store
+    user = backend.new_user(100)
+    stranded = [store.create_job(new_job(user, cost=2, prompt=f"s{i}")).job.job_id
+                for i in range(20)]  # fmt: skip
+    for job_id in stranded:
+        backend.age_job(job_id, 3600)
+    sweepers = [backend.open_another() for _ in range(2)]
+    barrier = threading.Barrier(len(sweepers))
+
+    def sweep(sweeper: Any) -> StrandedSweep:
+        barrier.wait()
+        result: StrandedSweep = sweeper.sweep_stranded(600)
+        return result
+
+    try:
+        with ThreadPoolExecutor(len(sweepers)) as pool:
+            results = list(pool.map(sweep, sweepers))
+    finally:
+        for sweeper in sweepers:
+            sweeper.close()
+
+    ids = [job_id for r in results for job_id in r.job_ids]
+    assert sorted(ids) == sorted(stranded)  # each job swept by exactly one of them
+    assert sum(r.swept for r in results) == 20
+    assert sum(r.refunded_credits for r in results) == 40
+    assert store.get_balance(user) == 100

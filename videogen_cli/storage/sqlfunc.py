@@ -330,11 +330,20 @@ def error_from_sqlstate(
     )
 
 
+# Ages and grace periods beyond this are typos, and beyond what SQLite's timestamps and
+# Postgres' intervals both hold: refused alike by every store.
+MAX_SECONDS = 100 * 366 * 24 * 3600
+
+
 def check_seconds(value: float, what: str) -> None:
-    """A duration argument of the reconciliation methods: finite and >= 0."""
-    if not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+    """A duration argument of the reconciliation methods: finite, 0 to 100 years."""
+    if (
+        not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or not 0 <= value <= MAX_SECONDS
+    ):
         raise UsageError(
-            f"{what} must be a finite number of seconds >= 0, not {value!r}",
+            f"{what} must be a number of seconds from 0 to {MAX_SECONDS}, not {value!r}",
             hint="pass e.g. 600",
         )
 

@@ -426,6 +426,9 @@ class SqliteStore:
     def record_submission(
         self, job_id: str, endpoint_id: str, submission: Submission, provider: ProviderIdentity
     ) -> Job:
+        if not submission.request_id or not provider.name or not provider.origin:
+            # As public.videogen_record_submission (PT400): a caller bug, nothing stored.
+            raise UsageError("the request id, the provider and its origin are required")
         with self._tx() as db:
             now = _now()
             db.execute(

@@ -933,6 +933,8 @@ $$;
 -- (another sweeper, a `videogen status`, a late record_submission) are skipped, so any
 -- number of sweepers at once move each credit once; a late submission that waited for
 -- the lock finds the job failed and records nothing.
+-- p_dry_run: the same selection (it locks the rows for its own short transaction, so a
+-- sweeper running at that instant leaves them to the next run), nothing written.
 -- Returns {"swept", "refunded_credits", "job_ids", "dry_run"}. Made for pg_cron:
 --   select cron.schedule('videogen-sweep', '* * * * *',
 --                        $cron$select public.videogen_sweep_stranded()$cron$);
