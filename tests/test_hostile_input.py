@@ -537,3 +537,11 @@ def test_credits_out_of_bounds_are_refused_and_change_nothing(
     assert result.exit_code == 2, result.output
     assert json.loads(result.stdout)["error"]["code"] == "invalid_input"
     assert snapshot(isolated_env) == before
+
+
+@pytest.mark.parametrize("value", ["\udcff", "not a url", "postgresql://u:pw@db:port/app"])
+def test_db_migrate_refuses_a_database_url_that_cannot_work(value: str) -> None:
+    result = invoke(["db", "migrate", "--json"], env={"VIDEOGEN_DATABASE_URL": value})
+    assert result.exit_code == 5, result.output
+    error = json.loads(result.stdout)["error"]
+    assert error["code"] == "config_invalid" and "pw" not in error["message"]
