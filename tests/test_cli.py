@@ -179,8 +179,8 @@ def test_refund_moves_credits_once(isolated_env: Path) -> None:
     job_id = generate(key="order-rf")["job_id"]
     assert run("watch", job_id, *FAST).exit_code == 0
     dry = run_json("refund", job_id, "--reason", "blank video", "--operator", "alice", "--dry-run")
-    assert dry == {
-        "job_id": job_id, "refunded_credits": 16, "refunded_now": False, "balance": 100,
+    assert dry == {  # the store's answer to the same question: it would move 16 credits
+        "job_id": job_id, "refunded_credits": 16, "refunded_now": True, "balance": 100,
         "reason": "blank video", "operator": "alice", "dry_run": True, "environment": SANDBOX,
     }  # fmt: skip
     assert balance() == 84
@@ -329,8 +329,9 @@ def test_grant_adds_credits_on_record(isolated_env: Path) -> None:
     assert refused["error"]["code"] == "confirmation_required"
     out = run_json(*args, "--operator", "alice", "--yes")
     assert out == {
-        "user_id": user, "granted": 30, "balance": 30, "reason": "beta tester",
-        "operator": "alice", "environment": SANDBOX,
+        "user_id": user, "granted": 30, "granted_now": True, "balance": 30,
+        "reason": "beta tester", "operator": "alice", "idempotency_key": None,
+        "environment": SANDBOX,
     }  # fmt: skip
     assert run_json("credits", "--user", user)["ledger"][0]["kind"] == "grant"
     for bad in (["--credits", "0"], ["--credits", "2000000"], ["--user", "nope"]):

@@ -15,7 +15,7 @@ import pytest
 from tests.support.fakes import FakeClock
 from videogen_cli.catalog import DEMO_USER_ID
 from videogen_cli.core.jobs import NEVER_SUBMITTED, JobService
-from videogen_cli.core.refunds import plan_refund, refund
+from videogen_cli.core.refunds import refund
 from videogen_cli.core.replay import replay_key
 from videogen_cli.core.requests import PreparedRequest, prepare_request
 from videogen_cli.core.watching import Backoff, watch
@@ -378,21 +378,21 @@ def test_refund_rules_and_exactly_once(
     service, _ = svc
     job = service.generate(prepared(service), "key-0013").job
     with pytest.raises(RefusedError) as err:
-        plan_refund(service, job.job_id, None)
+        refund(service, job.job_id, None, "preview", "alice", dry_run=True)
     assert err.value.code == "job_not_refundable"
     clock.advance(10)
     service.refresh(job.job_id)
     with pytest.raises(RefusedError) as err:
-        plan_refund(service, job.job_id, 17)
+        refund(service, job.job_id, 17, "preview", "alice", dry_run=True)
     assert err.value.code == "refund_exceeds_credits"
     first = refund(service, job.job_id, 10, "blank video", "alice")
-    # A second, different refund after a partial one is refused (exit 4) with the amount;
-    # the very same refund again is a no-op.
+    assert (first.refunded_now, first.refunded_credits, first.balance) == (True, 10, 94)
+    # After a partial refund, another one is refused and names what was refunded…
     with pytest.raises(RefusedError) as err:
         refund(service, job.job_id, None, "again", "bob")
-    assert err.value.code == "already_refunded" and "already refunded 10" in err.value.message
+    assert err.value.code == "already_refunded" and "refunded 10 of the 16" in err.value.message
+    # …while the very same refund again (a retry after a lost answer) is a no-op.
     second = refund(service, job.job_id, 10, "blank video", "alice")
-    assert (first.refunded_now, first.refunded_credits, first.balance) == (True, 10, 94)
     assert (second.refunded_now, second.refunded_credits, second.balance) == (False, 10, 94)
     assert ledger(db, job.job_id) == [
         ("charge", -16, "generate", "videogen"),
@@ -403,7 +403,7 @@ def test_refund_rules_and_exactly_once(
 def test_refund_of_unknown_job_is_not_found(svc: tuple[JobService, CountingProvider]) -> None:
     service, _ = svc
     with pytest.raises(NotFoundError):
-        plan_refund(service, "00000000-0000-4000-a000-00000000ffff", None)
+        refund(service, "00000000-0000-4000-a000-00000000ffff", None, "x", "alice", dry_run=True)
 
 
 def test_replay_key_verdict_is_idempotent(svc: tuple[JobService, CountingProvider]) -> None:

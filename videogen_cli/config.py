@@ -6,10 +6,13 @@ Secrets are held here and handed to adapters; nothing in this module prints them
 
 from __future__ import annotations
 
+import math
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import SplitResult, urlsplit
 
 from videogen_cli.errors import ConfigError
 
@@ -18,6 +21,12 @@ DEFAULT_FAL_QUEUE_URL = "https://queue.fal.run"
 # refunded by `status` once it is older than this. Generous, because a submit with its
 # safe retries can legitimately take a minute.
 DEFAULT_SUBMIT_GRACE_SECONDS = 600.0
+# Sane bounds for the numeric variables: a week of grace is longer than any submit, and a
+# simulator slower than 100x or faster than a million times real time is a typo.
+MAX_SUBMIT_GRACE_SECONDS = 7 * 24 * 3600.0
+SIM_SPEED_RANGE = (0.01, 1_000_000.0)
+# libpq's key=value connection strings (`host=db dbname=app`), which psycopg accepts too.
+_CONNINFO_PAIR = re.compile(r"\s*([A-Za-z_]+)\s*=\s*('(?:[^'\\]|\\.)*'|[^\s']+)\s*")
 
 
 @dataclass(frozen=True)
@@ -74,13 +83,27 @@ class Settings:
             "operator": self.operator,
         }
 
+    def target(self) -> str:
+        """Where money would move, for confirmation prompts: never a password or a key.
+
+        "sandbox <file>", "postgres <host>:<port>/<database>" or "supabase <project host>".
+        """
+        if self.supabase_url:
+            return f"supabase {urlsplit(self.supabase_url).hostname}"
+        if self.database_url:
+            fields = _dsn_fields(self.database_url)
+            host = fields.get("host") or fields.get("hostaddr") or "localhost"
+            port = f":{fields['port']}" if fields.get("port") else ""
+            return f"postgres {host}{port}/{fields.get('dbname') or '(default database)'}"
+        return f"sandbox {self.sandbox_db}"
+
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Read and check the environment. Raises ConfigError for contradictions."""
     env = os.environ if env is None else env
 
     def get(name: str) -> str | None:
-        value = env.get(name, "").strip()
+        value = _text(name, env.get(name, "")).strip()
         return value or None
 
     home = Path(get("VIDEOGEN_HOME") or _default_home()).expanduser()
@@ -104,6 +127,23 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             "SUPABASE_SERVICE_ROLE_KEY is set but SUPABASE_URL is not",
             hint="export SUPABASE_URL=https://<project>.supabase.co",
         )
+    if supabase_url:
+        _http_url(
+            "SUPABASE_URL", supabase_url, hint="export SUPABASE_URL=https://<project>.supabase.co"
+        )
+    if supabase_key:
+        _token("SUPABASE_SERVICE_ROLE_KEY", supabase_key)
+    if database_url:
+        _dsn_fields(database_url)
+    fal_key = get("FAL_KEY")
+    if fal_key:
+        _token("FAL_KEY", fal_key, code="provider_auth")  # as the fal adapter says it
+    fal_queue_url = (get("VIDEOGEN_FAL_QUEUE_URL") or DEFAULT_FAL_QUEUE_URL).rstrip("/")
+    _http_url(
+        "VIDEOGEN_FAL_QUEUE_URL",
+        fal_queue_url,
+        hint=f"unset it to use {DEFAULT_FAL_QUEUE_URL}, or give a full URL like it",
+    )
     if provider_choice not in (None, "fal", "simulator"):
         raise ConfigError(
             f"VIDEOGEN_PROVIDER must be 'fal' or 'simulator', not {provider_choice!r}",
@@ -114,14 +154,19 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         supabase_url=supabase_url,
         supabase_key=supabase_key,
         database_url=database_url,
-        fal_key=get("FAL_KEY"),
-        fal_queue_url=(get("VIDEOGEN_FAL_QUEUE_URL") or DEFAULT_FAL_QUEUE_URL).rstrip("/"),
+        fal_key=fal_key,
+        fal_queue_url=fal_queue_url,
         user_id=get("VIDEOGEN_USER_ID"),
         operator=get("VIDEOGEN_OPERATOR"),
         provider_choice=provider_choice,
-        sim_speed=_positive_float(env, "VIDEOGEN_SIM_SPEED", 1.0),
-        submit_grace_seconds=_positive_float(
-            env, "VIDEOGEN_SUBMIT_GRACE_SECONDS", DEFAULT_SUBMIT_GRACE_SECONDS
+        sim_speed=_number(env, "VIDEOGEN_SIM_SPEED", 1.0, *SIM_SPEED_RANGE),
+        submit_grace_seconds=_number(
+            env,
+            "VIDEOGEN_SUBMIT_GRACE_SECONDS",
+            DEFAULT_SUBMIT_GRACE_SECONDS,
+            0.0,
+            MAX_SUBMIT_GRACE_SECONDS,
+            low_inclusive=False,
         ),
     )
     return settings
@@ -156,17 +201,114 @@ def _default_home() -> str:
     return user_data_dir("videogen", appauthor=False)
 
 
-def _positive_float(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name, "").strip()
+def _text(name: str, value: str) -> str:
+    """The variable's value, refused when it is not valid text.
+
+    Python hands undecodable bytes over as lone surrogates (surrogateescape); they would
+    fail later, in the middle of a command, so they are refused here. The value itself
+    is never shown: it may be a secret.
+    """
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ConfigError(
+            f"{name} contains bytes that are not valid UTF-8 text",
+            hint=f"set {name} again as plain text (check the shell quoting)",
+        ) from None
+    return value
+
+
+def _number(
+    env: Mapping[str, str],
+    name: str,
+    default: float,
+    low: float,
+    high: float,
+    *,
+    low_inclusive: bool = True,
+) -> float:
+    """A finite number within [low, high] (or (low, high]); nan and inf are refused."""
+    raw = _text(name, env.get(name, "")).strip()
     if not raw:
         return default
     try:
         value = float(raw)
     except ValueError:
-        value = -1.0
-    if value <= 0:
-        raise ConfigError(f"{name} must be a positive number, not {raw!r}", hint=f"unset {name}")
+        value = math.nan
+    above_low = value >= low if low_inclusive else value > low
+    if not (math.isfinite(value) and above_low and value <= high):
+        bounds = f"from {low:g} to" if low_inclusive else f"more than {low:g} and at most"
+        raise ConfigError(
+            f"{name} must be a number {bounds} {high:g}, not {raw[:40]!r}",
+            hint=f"unset {name} to use {default:g}",
+        )
     return value
+
+
+def _http_url(name: str, value: str, *, hint: str) -> SplitResult:
+    """An absolute http(s) URL with a host (no spaces, a valid port), else ConfigError."""
+    shown = repr(value[:80])
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 -- raises ValueError for a port that is not a number
+    except ValueError as exc:
+        raise ConfigError(f"{name} is not a valid URL ({exc}): {shown}", hint=hint) from None
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or any(c.isspace() or not c.isprintable() for c in value)
+    ):
+        raise ConfigError(
+            f"{name} must be an absolute http(s) URL with a host, not {shown}", hint=hint
+        )
+    return parts
+
+
+def _token(name: str, value: str, code: str | None = None) -> None:
+    """A key sent in an HTTP header: printable ASCII without spaces (never shown)."""
+    if not all("!" <= c <= "~" for c in value):
+        raise ConfigError(
+            f"{name} contains characters an API key never has (spaces, control characters "
+            "or non-ASCII)",
+            code=code,
+            hint=f"copy {name} again from its dashboard",
+        )
+
+
+def _dsn_fields(dsn: str) -> dict[str, str]:
+    """Check a Postgres connection string and return its host, port and dbname.
+
+    Accepts the URL form (postgresql://user@host:5432/app) and libpq's key=value form
+    (host=db dbname=app). Errors never repeat the string: it may hold a password.
+    """
+    hint = "export VIDEOGEN_DATABASE_URL=postgresql://user:password@host:5432/database"
+    if any(not c.isprintable() for c in dsn):
+        raise ConfigError("VIDEOGEN_DATABASE_URL contains control characters", hint=hint)
+    if "://" in dsn:
+        try:
+            parts = urlsplit(dsn)
+            port = parts.port
+        except ValueError as exc:
+            raise ConfigError(
+                f"VIDEOGEN_DATABASE_URL is not a valid URL ({exc})", hint=hint
+            ) from None
+        if parts.scheme not in ("postgres", "postgresql"):
+            raise ConfigError(
+                "VIDEOGEN_DATABASE_URL must start with postgresql:// (or postgres://)",
+                hint=hint,
+            )
+        return {
+            "host": parts.hostname or "",
+            "port": "" if port is None else str(port),
+            "dbname": parts.path.lstrip("/"),
+        }
+    pairs = _CONNINFO_PAIR.findall(dsn)
+    if not pairs or "".join(_CONNINFO_PAIR.sub("", dsn).split()):
+        raise ConfigError(
+            "VIDEOGEN_DATABASE_URL is neither a postgresql:// URL nor key=value settings",
+            hint=hint,
+        )
+    return {key: value.strip("'") for key, value in pairs}
 
 
 def _mask(secret: str | None) -> str | None:

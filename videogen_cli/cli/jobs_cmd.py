@@ -120,14 +120,16 @@ def generate(
         -p "the cat jumps" --idempotency-key order-1234
     ```
     """
-    from videogen_cli.core.watching import Backoff
+    from videogen_cli.core.watching import Backoff, check_timeout
 
     backoff = Backoff(interval, max_interval, factor, not no_jitter)
     with open_session(json_mode) as s:
         from videogen_cli.core.requests import prepare_request
 
-        if watch_:
-            backoff.validate()  # bad watch flags must fail before anything is charged
+        # Bad watch flags must fail before anything is charged (README "Exit codes"), and
+        # are bad input even without --watch.
+        timeout = check_timeout(timeout)
+        backoff.validate()
         prepared = prepare_request(
             s.service.store,
             user_id=resolve_user(s, user),
@@ -270,11 +272,12 @@ def watch_cmd(
     $ videogen watch JOB_ID OTHER_JOB_ID --json | jq .status
     ```
     """
-    from videogen_cli.core.watching import Backoff
+    from videogen_cli.core.watching import Backoff, check_timeout
 
     with open_session(json_mode) as s:
         backoff = Backoff(interval, max_interval, factor, not no_jitter)
-        _watch_and_exit(s, job_ids, timeout, backoff, stream=not no_stream)
+        backoff.validate()  # a nan or huge wait would never end or overflow (exit 2 instead)
+        _watch_and_exit(s, job_ids, check_timeout(timeout), backoff, stream=not no_stream)
 
 
 def _watch_and_exit(

@@ -385,8 +385,9 @@ def db_migrate(json_mode: JsonOpt = False) -> None:
                 hint="export VIDEOGEN_DATABASE_URL=postgresql://… (for Supabase: the database "
                 "connection string), or print the SQL with: videogen db sql",
             )
-        apply_migration(dsn)
+        # Checked before connecting: a malformed or undecodable URL is refused (exit 5).
         where = load_settings({"VIDEOGEN_DATABASE_URL": dsn, "VIDEOGEN_PROVIDER": "simulator"})
+        apply_migration(dsn)
         if json_mode:
             out.json({"migrated": True, "database_url": where.describe()["database_url"]})
         else:

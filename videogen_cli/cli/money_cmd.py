@@ -1,4 +1,4 @@
-"""`refund` and `replay-key`: the two commands whose whole point is money moving once."""
+"""`refund`, `grant` and `replay-key`: the commands whose whole point is money moving once."""
 
 from __future__ import annotations
 
@@ -8,10 +8,11 @@ from typing import Annotated
 
 import typer
 
-from videogen_cli.cli.common import JsonOpt, Session, open_session
-from videogen_cli.core.refunds import RefundReport, check_refund_input, dry_run_report, plan_refund
+from videogen_cli.cli.common import JsonOpt, Session, open_session, resolve_user
+from videogen_cli.core.refunds import RefundReport, check_refund_input
 from videogen_cli.core.refunds import refund as do_refund
-from videogen_cli.errors import NotIdempotentError, UsageError
+from videogen_cli.core.requests import check_uuid
+from videogen_cli.errors import InterruptedError_, NotIdempotentError, UsageError
 
 
 def refund(
@@ -34,10 +35,13 @@ def refund(
 ) -> None:
     """Give a finished job's credits back to its user: at most once per job, on record.
 
-    A failed job was already refunded automatically, and a second refund of any job is
-    a safe no-op (exit 0, `refunded_now: false`). Running jobs cannot be refunded
-    (exit 4), nor more credits than the job used (exit 4). Without a terminal,
-    `--yes` is required (exit 2 otherwise).
+    A failed job was already refunded automatically, and repeating a refund of a job
+    refunded in full is a safe no-op (exit 0, `refunded_now: false`). A second refund
+    after a partial one is refused (exit 4), as are running jobs and more credits than
+    the job used. `--dry-run` asks the database the same question and changes nothing
+    (`refunded_now` says whether the refund would move credits). The prompt names the
+    database, the user and the balance before and after; without a terminal, `--yes`
+    is required (exit 2 otherwise).
 
     Examples:
 
@@ -50,19 +54,23 @@ def refund(
     with open_session(json_mode) as s:
         who = operator or s.settings.operator or _login_name()
         reason, who = check_refund_input(reason, who, credits)
-        plan = plan_refund(s.service, job_id, credits)
-        if dry_run:
-            _print_refund(s, dry_run_report(plan, reason, who))
-            return
-        if not plan.already_refunded and not yes:
-            _confirm(
-                s,
-                f"Refund {plan.credits} credits to user {plan.job.user_id} "
-                f"for job {plan.job.job_id}",
-                reason,
-                who,
-            )
-        _print_refund(s, do_refund(s.service, plan.job.job_id, credits, reason, who))
+        job_id = check_uuid(job_id, "job id")
+        if dry_run or not yes:
+            # The store's own dry run: the same checks as the refund, nothing written.
+            preview = do_refund(s.service, job_id, credits, reason, who, dry_run=True)
+            if dry_run:
+                _print_refund(s, preview)
+                return
+            if preview.refunded_now:
+                _confirm(
+                    s,
+                    f"Refund {preview.moving} credits for job {job_id}",
+                    user_id=preview.user_id,
+                    balances=(preview.balance_before, preview.balance),
+                    reason=reason,
+                    who=who,
+                )
+        _print_refund(s, do_refund(s.service, job_id, credits, reason, who))
 
 
 def _login_name() -> str:
@@ -72,26 +80,80 @@ def _login_name() -> str:
         return ""
 
 
-def _confirm(s: Session, action: str, reason: str, who: str) -> None:
-    """Ask on a terminal; refuse (exit 2) where nobody can answer. Declining exits 0."""
-    if not sys.stdin.isatty():
+def _confirm(
+    s: Session,
+    action: str,
+    *,
+    user_id: str,
+    balances: tuple[int, int],
+    reason: str,
+    who: str,
+    note: str | None = None,
+) -> None:
+    """Ask on a terminal what is about to move, where, for whom; refuse without one.
+
+    Exit 2 where nobody can answer; declining exits 0; Ctrl-C or Ctrl-D at the prompt
+    exits 130. Either way nothing has changed. The target names the database (never a
+    password or key) so an operator sees at once when a shell points at production.
+    """
+    if not _stdin_is_tty():
         raise UsageError(
             "this moves credits and needs confirmation, but there is no terminal to ask",
             code="confirmation_required",
             hint="pass --yes (or --dry-run to preview a refund)",
         )
-    s.out.info(
-        f"{action}\n  backend: {s.service.store.backend_name}; operator: {who}; reason: {reason}"
-    )
-    if not typer.confirm("Proceed?", default=False, err=True):
+    before, after = balances
+    lines = [
+        action,
+        f"  target:   {s.settings.target()}",
+        f"  user:     {user_id}",
+        f"  balance:  {before} -> {after}",
+        f"  operator: {who}",
+        f"  reason:   {reason}",
+    ]
+    if note:
+        lines.append(f"  note:     {note}")
+    # The question goes to stderr in JSON mode too: it is asked, not reported.
+    sys.stderr.write("\n".join(lines) + "\n")
+    sys.stderr.flush()
+    try:
+        agreed = _ask("Proceed?")
+    except (typer.Abort, KeyboardInterrupt, EOFError):
+        sys.stderr.write("\n")
+        raise InterruptedError_(
+            "cancelled; nothing changed", code="cancelled", hint="run it again to retry"
+        ) from None
+    if not agreed:
         s.out.info("declined; nothing changed")
         raise typer.Exit(0)
 
 
+def _stdin_is_tty() -> bool:
+    return sys.stdin.isatty()
+
+
+def _ask(question: str) -> bool:
+    """The one prompt (a seam for tests); raises typer.Abort on Ctrl-C or Ctrl-D."""
+    return bool(typer.confirm(question, default=False, err=True))
+
+
 def grant(
-    user: Annotated[str, typer.Option("--user", help="The user's UUID (created when new).")],
     credits: Annotated[int, typer.Option("--credits", help="How many credits to add.")],
     reason: Annotated[str, typer.Option("--reason", help="Why (kept in the ledger).")],
+    user: Annotated[
+        str | None,
+        typer.Option(
+            "--user",
+            help="User UUID, created when new [env VIDEOGEN_USER_ID; sandbox: the demo user].",
+        ),
+    ] = None,
+    idempotency_key: Annotated[
+        str | None,
+        typer.Option(
+            "--idempotency-key",
+            help="Grant at most once per key: a repeat moves nothing (granted_now: false).",
+        ),
+    ] = None,
     operator: Annotated[
         str | None,
         typer.Option("--operator", help="Who grants [env VIDEOGEN_OPERATOR; default: login]."),
@@ -101,38 +163,69 @@ def grant(
 ) -> None:
     """Add credits to a user's account, creating it when new; on record in the ledger.
 
-    Each call is a new grant: after a timeout, check `videogen credits --user …` before
-    running it again. Without a terminal, `--yes` is required (exit 2 otherwise).
+    Without `--idempotency-key` each call is a new grant. With one, the first call
+    grants and every later call with the same key moves nothing (exit 0,
+    `granted_now: false`), so a CI job can fund a user on every run. Without a
+    terminal, `--yes` is required (exit 2 otherwise).
 
-    Example:
+    Examples:
 
     ```
     $ videogen grant --user USER_ID --credits 50 --reason "beta tester" \\
         --operator alice --yes
+
+    $ videogen grant --user USER_ID --credits 100 --reason "CI funding" \\
+        --idempotency-key ci-fund-1 --yes --json
     ```
     """
     from videogen_cli.core.credits import check_grant_input
     from videogen_cli.core.credits import grant as do_grant
 
     with open_session(json_mode) as s:
-        user_id, reason, who = check_grant_input(
-            user, credits, reason, operator or s.settings.operator or _login_name()
+        request = check_grant_input(
+            resolve_user(s, user),
+            credits,
+            reason,
+            operator or s.settings.operator or _login_name(),
+            idempotency_key,
         )
         if not yes:
-            _confirm(s, f"Grant {credits} credits to user {user_id}", reason, who)
-        report = do_grant(s.service, user_id, credits, reason, who)
+            before = s.service.store.get_balance(request.user_id)
+            _confirm(
+                s,
+                f"Grant {request.credits} credits" + (" (a new account)" if before is None else ""),
+                user_id=request.user_id,
+                balances=(before or 0, (before or 0) + request.credits),
+                reason=request.reason,
+                who=request.operator,
+                note=None
+                if request.idempotency_key is None
+                else f"idempotency key {request.idempotency_key}: if it granted before, "
+                "nothing moves",
+            )
+        report = do_grant(s.service, request)
         if s.out.json_mode:
             s.out.json(report.to_json())
-        else:
-            s.out.fields(report.to_json())
+            return
+        if not report.granted_now:
+            s.out.info(f"key {report.idempotency_key} granted before: nothing moved this time")
+        s.out.fields(report.to_json())
 
 
 def _print_refund(s: Session, report: RefundReport) -> None:
     if s.out.json_mode:
         s.out.json(report.to_json())
         return
-    if report.dry_run:
-        s.out.info("dry run: nothing was changed")
+    if report.dry_run and report.refunded_now:
+        s.out.info(
+            f"dry run: would refund {report.moving} credits "
+            f"(balance {report.balance_before} -> {report.balance}); nothing was changed"
+        )
+    elif report.dry_run:
+        s.out.info(
+            f"dry run: already refunded ({report.refunded_credits} credits); "
+            "nothing would move and nothing was changed"
+        )
     elif not report.refunded_now:
         s.out.info("already refunded: nothing moved this time")
     s.out.fields(report.to_json())

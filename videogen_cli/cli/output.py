@@ -18,7 +18,7 @@ from typing import Any, Literal, NoReturn
 
 import typer
 
-from videogen_cli.errors import VideogenError
+from videogen_cli.errors import UsageError, VideogenError
 
 INTERNAL_ERROR_EXIT = 70  # EX_SOFTWARE: a bug, kept apart from design §4's meanings
 
@@ -204,10 +204,47 @@ class Output:
         raise typer.Exit(exc.exit_code)
 
 
+def check_arguments_are_text() -> None:
+    """Refuse (exit 2) any argument that is not valid Unicode text, before anything runs.
+
+    Python hands undecodable bytes in argv over as lone surrogates; they would fail deep
+    inside a store or an HTTP call, possibly after credits moved. NUL cannot be stored in
+    Postgres text. Checked once here, for every parameter of the command being run.
+    """
+    from typer._click.globals import get_current_context  # typer vendors click
+
+    ctx = get_current_context(silent=True)
+    while ctx is not None:
+        for param in ctx.command.params:
+            value = ctx.params.get(param.name or "")
+            for text in value if isinstance(value, list | tuple) else [value]:
+                problem = _text_problem(text) if isinstance(text, str) else None
+                if problem:
+                    name = param.opts[0] if param.param_type_name == "option" else None
+                    raise UsageError(
+                        f"{name or (param.name or 'argument').upper()} {problem}",
+                        code="invalid_text",
+                        hint="pass plain UTF-8 text (check the shell quoting and the "
+                        "terminal's encoding)",
+                    )
+        ctx = ctx.parent
+
+
+def _text_problem(text: str) -> str | None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return f"is not valid text: a byte that is not UTF-8 at character {exc.start + 1}"
+    if "\x00" in text:
+        return "is not valid text: it contains a NUL character"
+    return None
+
+
 @contextmanager
 def command_boundary(out: Output) -> Iterator[Output]:
     """Turn every failure into one line (or one JSON object) and the right exit code."""
     try:
+        check_arguments_are_text()
         yield out
     except VideogenError as exc:
         out.error(exc)

@@ -35,6 +35,47 @@ if TYPE_CHECKING:
 # Requests in flight to the provider at most, for any number of jobs.
 MAX_CONNECTIONS = 32
 
+# Sane bounds for watching (README "Commands", `watch`): a week is longer than any video
+# job; an hour between polls is the longest wait that still looks like watching. Every
+# bound also keeps the arithmetic finite (no overflow, no nan deadline that never passes).
+MAX_TIMEOUT_SECONDS = 7 * 24 * 3600.0
+MAX_INTERVAL_SECONDS = 3600.0
+MIN_INTERVAL_SECONDS = 0.001
+MAX_FACTOR = 10.0
+
+
+def _finite_in(name: str, value: float, low: float, high: float, *, hint: str) -> float:
+    """`value` as a float when low <= value <= high (so never nan or inf), else exit 2."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    if not (math.isfinite(number) and low <= number <= high):
+        raise UsageError(
+            f"{name} must be a number from {low:g} to {high:g}, not {value}", hint=hint
+        )
+    return number
+
+
+def check_timeout(timeout: float) -> float:
+    """The `--timeout` of `watch` and `generate --watch`: seconds, > 0 and at most a week.
+
+    Called before anything is charged or polled: a nan deadline never passes and 1e308
+    overflows the clock arithmetic.
+    """
+    if isinstance(timeout, int | float) and math.isfinite(timeout) and timeout <= 0:
+        raise UsageError(
+            f"--timeout must be greater than 0, not {timeout:g}",
+            hint="pass the seconds to wait, e.g. --timeout 300",
+        )
+    return _finite_in(
+        "--timeout",
+        timeout,
+        MIN_INTERVAL_SECONDS,
+        MAX_TIMEOUT_SECONDS,
+        hint="pass the seconds to wait, e.g. --timeout 300 (at most 604800, a week)",
+    )
+
 
 @dataclass(frozen=True)
 class Backoff:
@@ -44,20 +85,39 @@ class Backoff:
     jitter: bool = True
 
     def validate(self) -> None:
-        if self.interval <= 0:
-            raise UsageError("--interval must be greater than 0")
-        if self.max_interval < self.interval:
-            raise UsageError("--max-interval must be at least --interval")
-        if self.factor < 1:
-            raise UsageError("--factor must be at least 1")
+        """Refuse (exit 2) waits that are not finite, not positive or out of bounds."""
+        hint = "e.g. --interval 5 --max-interval 20 --factor 2 (seconds; at most 3600)"
+        interval = _finite_in(
+            "--interval", self.interval, MIN_INTERVAL_SECONDS, MAX_INTERVAL_SECONDS, hint=hint
+        )
+        ceiling = _finite_in(
+            "--max-interval",
+            self.max_interval,
+            MIN_INTERVAL_SECONDS,
+            MAX_INTERVAL_SECONDS,
+            hint=hint,
+        )
+        if ceiling < interval:
+            raise UsageError("--max-interval must be at least --interval", hint=hint)
+        _finite_in("--factor", self.factor, 1.0, MAX_FACTOR, hint=hint)
+
+    def _steps_to_cap(self) -> int:
+        """How many growths take the interval to the cap (0 when it never grows)."""
+        if not (self.factor > 1 and 0 < self.interval < self.max_interval < math.inf):
+            return 0
+        return max(0, math.ceil(math.log(self.max_interval / self.interval, self.factor)))
 
     def delay(self, attempt: int, rand: Callable[[], float]) -> float:
         """Delay before poll `attempt + 1`: interval × factor^attempt, capped, ±20 % jitter.
 
-        Jitter spreads many watchers so they do not poll in lockstep; it is applied after
-        the cap so even capped waits are spread, and never pushes a wait past the cap.
+        The exponent stops growing once the cap is reached, so `factor ** attempt` is never
+        computed past it (it overflowed at the 1024th poll of a fast watch). Jitter spreads
+        many watchers so they do not poll in lockstep; it is applied after the cap so even
+        capped waits are spread, and never pushes a wait past the cap.
         """
-        base = min(self.interval * self.factor**attempt, self.max_interval)
+        base = min(
+            self.interval * self.factor ** min(attempt, self._steps_to_cap()), self.max_interval
+        )
         if not self.jitter:
             return base
         return min(base * (0.8 + 0.4 * rand()), self.max_interval)
