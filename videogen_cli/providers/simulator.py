@@ -507,17 +507,23 @@ class SimulatorTransport(httpx.BaseTransport):
         a keep-alive comment every 15 simulated seconds, closed after COMPLETED."""
         db = self._connect()
         with _transaction(db):
+            found = db.execute(
+                "select words from sim_requests where request_id = ? and app_id = ?",
+                (request_id, app),
+            ).fetchone()
+            if found is None:
+                return _json(404, {"detail": "Request not found"}, request_id)
+            words: list[str] = json.loads(found[0])
+            # sim:lost and sim:lost-once exercise the not-found rule on status polls: their
+            # stream is refused (the adapter then polls) without counting as a status call.
+            if {"sim:no-stream", "sim:lost", "sim:lost-once"} & set(words):
+                return _json(405, {"detail": "Method Not Allowed"}, request_id)
             # Opening a stream counts as a status call (sim:flaky refuses some).
             row = db.execute(
                 "update sim_requests set status_calls = status_calls + 1"
                 " where request_id = ? and app_id = ? returning words, status_calls",
                 (request_id, app),
             ).fetchone()
-        if row is None:
-            return _json(404, {"detail": "Request not found"}, request_id)
-        words: list[str] = json.loads(row[0])
-        if "sim:no-stream" in words:
-            return _json(405, {"detail": "Method Not Allowed"}, request_id)
         if "sim:flaky" in words:
             trouble = _flaky_answer(row[1] - 1)
             if trouble is not None:
