@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.http.support import Api
+from tests.http.support import Api, Server, serve_process
 from videogen_cli.catalog import DEMO_USER_ID
 from videogen_cli.config import load_settings
 from videogen_cli.http.app import create_app
@@ -31,3 +31,10 @@ def api(isolated_env: Path, log_lines: list[str]) -> Iterator[Api]:
     app = create_app(settings, log=log_lines.append)
     yield Api(app, mint(load_secret(settings), DEMO_USER_ID, 600))
     app.state.pool.close()
+
+
+@pytest.fixture
+def server(isolated_env: Path) -> Iterator[Server]:
+    """A real `videogen serve` process on a free port, on the test's sandbox."""
+    with serve_process() as srv:
+        yield srv

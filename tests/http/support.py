@@ -3,7 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -113,3 +122,71 @@ def grant(user_id: str, credits: int) -> None:
         store.grant_credits(user_id, credits, "test", "tests")
     finally:
         store.close()
+
+
+# --- a real `videogen serve` process ----------------------------------------------------------
+@dataclass
+class Server:
+    proc: subprocess.Popen[str]
+    base_url: str = ""
+    lines: list[str] = field(default_factory=list)
+
+    def stderr(self) -> str:
+        return "".join(self.lines)
+
+    def stop(self, sig: signal.Signals) -> int:
+        self.proc.send_signal(sig)
+        return self.proc.wait(timeout=60)
+
+
+@contextmanager
+def serve_process() -> Iterator[Server]:
+    """`videogen serve --port 0` with this process's environment, until the block ends."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "videogen_cli", "serve", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        env=dict(os.environ),
+    )
+    srv = Server(proc)
+    listening = threading.Event()
+
+    def read() -> None:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            srv.lines.append(line)
+            found = re.search(r"listening on (http://\S+) ", line)
+            if found:
+                srv.base_url = found.group(1)
+                listening.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    assert listening.wait(60), srv.stderr()
+    try:
+        yield srv
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(30)
+        reader.join(10)
+
+
+def videogen(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "videogen_cli", *args],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        env=dict(os.environ),
+        timeout=60,
+        check=False,
+    )
+
+
+def token() -> str:
+    out = videogen("token")
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip()

@@ -3,93 +3,32 @@ developer and the held-out client see, signals and the log included."""
 
 from __future__ import annotations
 
-import os
 import re
 import signal
-import subprocess
-import sys
 import threading
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.http.support import FN, SWIFT_HEADERS, balance, jobs_of, ledger, new_key, veo
+from tests.http.support import (
+    FN,
+    SWIFT_HEADERS,
+    Server,
+    balance,
+    jobs_of,
+    ledger,
+    new_key,
+    token,
+    veo,
+    videogen,
+)
 from videogen_cli.catalog import DEMO_USER_ID
 
 pytestmark = pytest.mark.slow
 
 REPLAY = {"x-idempotent-replay": "true", "idempotent-replayed": "true"}
-
-
-@dataclass
-class Server:
-    proc: subprocess.Popen[str]
-    base_url: str = ""
-    lines: list[str] = field(default_factory=list)
-
-    def stderr(self) -> str:
-        return "".join(self.lines)
-
-    def stop(self, sig: signal.Signals) -> int:
-        self.proc.send_signal(sig)
-        return self.proc.wait(timeout=60)
-
-
-def videogen(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "videogen_cli", *args],
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
-        env=dict(os.environ),
-        timeout=60,
-        check=False,
-    )
-
-
-@pytest.fixture
-def server(isolated_env: Path) -> Iterator[Server]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "videogen_cli", "serve", "--port", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        stdin=subprocess.DEVNULL,
-        text=True,
-        env=dict(os.environ),
-    )
-    srv = Server(proc)
-    listening = threading.Event()
-
-    def read() -> None:
-        assert proc.stderr is not None
-        for line in proc.stderr:
-            srv.lines.append(line)
-            found = re.search(r"listening on (http://\S+) ", line)
-            if found:
-                srv.base_url = found.group(1)
-                listening.set()
-
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
-    assert listening.wait(60), srv.stderr()
-    try:
-        yield srv
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(30)
-        reader.join(10)
-
-
-def token() -> str:
-    out = videogen("token")
-    assert out.returncode == 0, out.stderr
-    return out.stdout.strip()
 
 
 def test_the_server_answers_over_http_and_stops_on_sigterm_with_exit_0(server: Server) -> None:

@@ -231,13 +231,9 @@ def check_arguments_are_text() -> None:
 
 
 def _text_problem(text: str) -> str | None:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        return f"is not valid text: a byte that is not UTF-8 at character {exc.start + 1}"
-    if "\x00" in text:
-        return "is not valid text: it contains a NUL character"
-    return None
+    from videogen_cli.core.requests import text_problem
+
+    return text_problem(text)
 
 
 @contextmanager

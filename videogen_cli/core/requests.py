@@ -148,6 +148,19 @@ def fingerprint(request: JsonDict) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+def text_problem(text: str) -> str | None:
+    """Why `text` cannot be stored (None when it can): a lone surrogate is not UTF-8 (it
+    reaches us from argv's undecodable bytes, or a JSON `\\ud800` escape), and Postgres
+    text cannot hold NUL. Checked before anything moves, by the CLI and by `serve`."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return f"is not valid text: a byte that is not UTF-8 at character {exc.start + 1}"
+    if "\x00" in text:
+        return "is not valid text: it contains a NUL character"
+    return None
+
+
 def check_uuid(value: str, what: str) -> str:
     """A canonical lower-case UUID, or UsageError (exit 2) for a malformed id."""
     try:

@@ -15,7 +15,12 @@ from dataclasses import replace
 from typing import Any
 
 from videogen_cli.core.jobs import JobService
-from videogen_cli.core.requests import check_idempotency_key, check_uuid, prepare_request
+from videogen_cli.core.requests import (
+    check_idempotency_key,
+    check_uuid,
+    prepare_request,
+    text_problem,
+)
 from videogen_cli.domain import Job, JobStatus, Model
 from videogen_cli.errors import NotFoundError, UsageError, VideogenError
 from videogen_cli.http.errors import Answer, ApiError, for_http, from_videogen_error
@@ -48,6 +53,7 @@ def generate_video(
     service: JobService, user_id: str, key: str, body: GenerateVideoRequest, notes: Any
 ) -> Answer:
     """Create the job once per key; any later call with the key gets the first answer."""
+    _check_text(body.model_dump(exclude_none=True))
     if body.user_id is not None:
         try:
             sent = check_uuid(body.user_id, "user_id")
@@ -94,6 +100,18 @@ def generate_video(
         )
         raise _with_job(error, outcome.job)
     return first_answer(outcome.job)
+
+
+def _check_text(value: Any, where: str = "") -> None:
+    """400 for a string no store can hold (a JSON `\\ud800` or `\\u0000` escape), before
+    anything is read or charged: the CLI refuses the same arguments (exit 2)."""
+    if isinstance(value, dict):
+        for name, item in value.items():
+            _check_text(item, f"{where}.{name}" if where else str(name))
+    elif isinstance(value, str) and (problem := text_problem(value)):
+        raise ApiError(
+            400, "invalid_text", f"{where} {problem}", "send plain UTF-8 text (no NUL character)"
+        )
 
 
 def still_submitting(job: Job) -> bool:
