@@ -262,6 +262,27 @@ def test_debug_works_after_the_command_name_and_logs_to_stderr(
     assert " store sandbox get_balance ok " in err and " store sandbox list_ledger ok " in err
 
 
+def test_a_fal_call_that_gets_no_response_has_its_line_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on: connection refused
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    log = tmp_path / "calls.log"
+    monkeypatch.setenv("FAL_KEY", SECRETS["FAL_KEY"])
+    monkeypatch.setenv("VIDEOGEN_FAL_QUEUE_URL", f"http://127.0.0.1:{closed}/q")
+    result = run("--log-file", str(log), "generate", "-p", "a boat", "--duration", "4s", "--json")
+    assert result.exit_code == 5, result.output
+    http = [line for line in log.read_text().splitlines() if " http " in line]
+    # fal's submit is tried three times (README "Exit codes": 5 after retries).
+    assert len(http) == 3
+    for line in http:
+        assert " http POST /q/fal-ai/veo3.1 ConnectError " in line and "host=127.0.0.1" in line
+    assert "RECOGNISABLE" not in log.read_text()
+
+
 def test_a_log_file_that_cannot_be_written_is_a_usage_error(tmp_path: Path) -> None:
     result = run("--log-file", str(tmp_path / "missing" / "dir" / "x.log"), "models")
     assert result.exit_code == 2
@@ -456,3 +477,36 @@ def test_a_stored_error_quoted_in_a_message_is_escaped_too(isolated_env: Path) -
     assert result.exit_code == 1, result.output
     assert "\x1b" not in result.output and "\x07" not in result.output
     assert f"error: job {job_id} failed: {HOSTILE_SHOWN}" in result.stderr
+
+
+def test_the_live_watch_table_escapes_fal_error_text_and_keeps_job_ids_whole() -> None:
+    import io
+    from datetime import UTC, datetime
+
+    from rich.console import Console
+
+    from tests.support.fakes import FakeClock
+    from videogen_cli.cli.progress import LiveReporter
+    from videogen_cli.domain import Job, JobStatus
+
+    now = datetime(2026, 11, 25, tzinfo=UTC)
+    job_id = "00000000-0000-4000-a000-000000000001"
+    error = "bad input [/] [bold]x " + HOSTILE + " and a long tail " * 3
+    job = Job(
+        job_id=job_id, user_id=DEMO_USER_ID, model="veo3.1", status=JobStatus.FAILED,
+        prompt="p", settings={}, credits_used=16, refunded_credits=16, created_at=now,
+        updated_at=now, error=error,
+    )  # fmt: skip
+    reporter = LiveReporter(FakeClock())
+    reporter.polled(job, changed=True, transient_error=None)
+
+    def draw(width: int) -> str:
+        console = Console(width=width, record=True, file=io.StringIO(), force_terminal=True)
+        console.print(reporter._render())  # "[/]" was rich markup: MarkupError, watch died
+        return console.export_text()
+
+    wide = draw(300).splitlines()
+    assert wide[1].startswith(job_id + "  failed ")
+    assert "  bad input [/] [bold]x " + HOSTILE_SHOWN + " and a long tail " in wide[1]
+    narrow = draw(100).splitlines()  # the error folds; the job id stays whole, to copy
+    assert narrow[1].startswith(job_id + "  failed ")
