@@ -393,6 +393,28 @@ def test_a_missing_driver_gets_an_install_hint_that_works(
     assert "pip install -e '.[postgres]'" in hint
 
 
+def test_config_diagnoses_a_missing_driver(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # as if psycopg were not installed
+    for name in [m for m in sys.modules if m.startswith("videogen_cli.storage.postgres")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setenv("VIDEOGEN_DATABASE_URL", "postgresql://u:pw@db.example:5432/app")
+    result = run("config", "--json")
+    assert result.exit_code == 5, result.output
+    out = json.loads(result.stdout)
+    assert (
+        out["backend"] == "postgres"
+        and out["database_url"] == "postgresql://u:****@db.example:5432/app"
+    )
+    [problem] = out["problems"]
+    assert (
+        problem["message"] == "the postgres backend needs a package that is not installed (psycopg)"
+    )
+    assert f"{sys.executable} -m pip install 'psycopg[binary]>=3.1.4,<4'" in problem["hint"]
+    human = run("config")
+    assert human.exit_code == 5 and "database_url:" in human.stdout
+    assert "error: the postgres backend needs a package that is not installed" in human.stderr
+
+
 # --- installs ----------------------------------------------------------------------------
 
 

@@ -6,6 +6,7 @@ Backends and the HTTP stack are imported here lazily, when a command needs them,
 
 from __future__ import annotations
 
+import importlib
 import sys
 from typing import Any
 
@@ -43,6 +44,18 @@ def open_store(settings: Settings) -> JobStore:
     from videogen_cli.storage.sqlite import SqliteStore
 
     return SqliteStore(settings.sandbox_db)
+
+
+def check_driver(settings: Settings) -> None:
+    """ConfigError (exit 5, with the install hint) when the configured backend's driver
+    is not installed; `videogen config` reports it without opening a connection."""
+    module = {"postgres": "postgres", "supabase": "supabase"}.get(settings.backend)
+    if module is None:
+        return
+    try:
+        importlib.import_module(f"videogen_cli.storage.{module}")
+    except ImportError as exc:
+        raise _missing_extra(module, exc) from exc
 
 
 def open_provider(settings: Settings) -> VideoProvider:

@@ -199,6 +199,12 @@ def config(json_mode: JsonOpt = False) -> None:
         except ConfigError as exc:
             problems.append(exc)
         if settings is not None:
+            from videogen_cli.bootstrap import check_driver
+
+            try:
+                check_driver(settings)
+            except ConfigError as exc:
+                problems.append(exc)
             try:
                 check_provider(settings)
             except ConfigError as exc:
