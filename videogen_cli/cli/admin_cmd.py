@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from videogen_cli.cli.common import JsonOpt, open_session, resolve_user
+from videogen_cli.cli.main import LightCommand, LightGroup
 from videogen_cli.cli.output import Column, Output, command_boundary
 
 if TYPE_CHECKING:
@@ -257,13 +258,14 @@ def _environment_as_set() -> dict[str, object]:
 
 
 sandbox_app = typer.Typer(
+    cls=LightGroup,
     help="The embedded sandbox database (VIDEOGEN_HOME/sandbox.sqlite3).",
     no_args_is_help=True,
     rich_markup_mode="markdown",
 )
 
 
-@sandbox_app.command("reset")
+@sandbox_app.command("reset", cls=LightCommand)
 def sandbox_reset(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
     json_mode: JsonOpt = False,
