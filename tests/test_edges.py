@@ -415,6 +415,21 @@ def test_config_diagnoses_a_missing_driver(monkeypatch: pytest.MonkeyPatch) -> N
     assert "error: the postgres backend needs a package that is not installed" in human.stderr
 
 
+def test_under_pipx_the_driver_hint_is_pipx_inject(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    (tmp_path / "pipx_metadata.json").write_text("{}")  # what pipx writes in its venvs
+    monkeypatch.setattr(sys, "prefix", str(tmp_path))
+    monkeypatch.setitem(sys.modules, "psycopg", None)
+    for name in [m for m in sys.modules if m.startswith("videogen_cli.storage.postgres")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setenv("VIDEOGEN_DATABASE_URL", "postgresql://u:pw@db.example:5432/app")
+    out = run_json("jobs", code=5)
+    assert out["error"]["hint"].startswith(
+        "install it next to videogen: pipx inject videogen-cli 'psycopg[binary]>=3.1.4,<4' "
+    )
+
+
 # --- installs ----------------------------------------------------------------------------
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+from pathlib import Path
 from typing import Any
 
 from videogen_cli import debuglog
@@ -77,8 +78,12 @@ def _missing_extra(extra: str, exc: ImportError) -> ConfigError:
     # videogen-cli is not published on any index, so the hint names the driver itself
     # (the same requirement as the extra in pyproject.toml), installed where videogen runs.
     requirement = {"postgres": "psycopg[binary]>=3.1.4,<4", "supabase": "supabase>=2.16,<3"}[extra]
+    install = f"{sys.executable} -m pip install '{requirement}'"
+    if (Path(sys.prefix) / "pipx_metadata.json").is_file():
+        # Installed with pipx: its own command keeps the driver across `pipx upgrade`.
+        install = f"pipx inject videogen-cli '{requirement}'"
     return ConfigError(
         f"the {extra} backend needs a package that is not installed ({exc.name})",
-        hint=f"install it next to videogen: {sys.executable} -m pip install '{requirement}' "
+        hint=f"install it next to videogen: {install} "
         f"(from a checkout: pip install -e '.[{extra}]')",
     )
