@@ -547,3 +547,23 @@ def test_the_live_watch_table_escapes_fal_error_text_and_keeps_job_ids_whole() -
     assert "  bad input [/] [bold]x " + HOSTILE_SHOWN + " and a long tail " in wide[1]
     narrow = draw(100).splitlines()  # the error folds; the job id stays whole, to copy
     assert narrow[1].startswith(job_id + "  failed ")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["--help"], ["generate", "--help"], ["db", "sql"], ["models"], ["credits"], ["config"]],
+)
+def test_a_reader_that_leaves_early_is_no_error(isolated_env: Path, args: list[str]) -> None:
+    """`videogen … | head -1`: the shell's SIGPIPE code, and no "unexpected error"
+    (was exit 70 with a BrokenPipeError line, or rich's exit 1, "the job failed")."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "videogen_cli", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None and process.stderr is not None
+    process.stdout.close()  # no reader: the first write fails with EPIPE
+    err = process.stderr.read()
+    assert process.wait() == 141, err
+    assert "error" not in err and "Traceback" not in err

@@ -220,7 +220,10 @@ def _print_help(usage: str, text: str, panels: list[tuple[str, list[tuple[str, s
     from rich.panel import Panel
     from rich.text import Text
 
+    from videogen_cli.cli.output import quiet_broken_pipe
+
     console = Console(highlight=False)
+    console.on_broken_pipe = quiet_broken_pipe  # type: ignore[method-assign]  # not exit 1
     console.print(Text(f"\n Usage: {usage}\n"))
     width = max(40, console.width - 1)
     for verbatim, lines in _help_blocks(inspect_cleandoc(text)):
@@ -533,4 +536,8 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(exc.exit_code)
     except (typer.Abort, KeyboardInterrupt):
         sys.exit(130)
+    except BrokenPipeError:  # `videogen --help | head`: the reader left
+        from videogen_cli.cli.output import quiet_broken_pipe
+
+        quiet_broken_pipe()
     sys.exit(code if isinstance(code, int) else 0)
