@@ -567,3 +567,12 @@ def test_a_reader_that_leaves_early_is_no_error(isolated_env: Path, args: list[s
     err = process.stderr.read()
     assert process.wait() == 141, err
     assert "error" not in err and "Traceback" not in err
+
+
+def test_a_failed_watch_names_the_job_to_look_at(isolated_env: Path) -> None:
+    result = run("generate", "-p", "sim:fail", "--duration", "4s", "--watch")
+    assert result.exit_code == 1, result.output
+    job_id = result.stdout.split()[1]  # "job_id: <id>" comes first
+    assert result.stderr.endswith(
+        f"hint: failed jobs are refunded automatically; see: videogen status {job_id}\n"
+    )

@@ -325,7 +325,8 @@ def _finish_watch(
         s.out.exit_after_result(
             JobFailedError(
                 f"job {ids} failed: {result.failed[0].error}",
-                hint="failed jobs are refunded automatically; see `videogen status <job>`",
+                hint="failed jobs are refunded automatically; see: videogen status "
+                + result.failed[0].job_id,
             ),
         )
     if result.unsynced:

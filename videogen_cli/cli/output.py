@@ -34,6 +34,7 @@ def quiet_broken_pipe() -> NoReturn:
     os.dup2(devnull, sys.stdout.fileno())
     sys.exit(BROKEN_PIPE_EXIT)
 
+
 # Invisible characters that reorder the text around them (the "Trojan Source" set).
 _BIDI_CONTROLS = frozenset(
     "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
