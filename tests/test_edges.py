@@ -348,8 +348,12 @@ def test_sandbox_reset_refuses_a_real_backend(
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("answer", "jobs_left"), [("y\n", 0), ("n\n", 1), ("", 1)])
-def test_sandbox_reset_asks_on_a_terminal(isolated_env: Path, answer: str, jobs_left: int) -> None:
+@pytest.mark.parametrize(
+    ("answer", "jobs_left", "code"), [("y\n", 0, 0), ("n\n", 1, 0), ("", 1, 130)]
+)
+def test_sandbox_reset_asks_on_a_terminal(
+    isolated_env: Path, answer: str, jobs_left: int, code: int
+) -> None:
     make_job()
     controller, terminal = os.openpty()
     with os.fdopen(controller, "wb", buffering=0) as keyboard:
@@ -364,8 +368,10 @@ def test_sandbox_reset_asks_on_a_terminal(isolated_env: Path, answer: str, jobs_
         os.close(terminal)
         keyboard.write(answer.encode() if answer else b"\x04")  # "" = Ctrl-D
         out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 0, err
+    assert proc.returncode == code, err
     assert "and seed it again? [y/N]" in err
+    if code == 130:  # Ctrl-D, as at refund's prompt
+        assert err.endswith("\nerror: cancelled; nothing changed\nhint: run it again to retry\n")
     assert sql(isolated_env, "select count(*) from video_jobs") == [(jobs_left,)]
     assert ("reset " in out) == (jobs_left == 0)
 
@@ -576,3 +582,14 @@ def test_a_failed_watch_names_the_job_to_look_at(isolated_env: Path) -> None:
     assert result.stderr.endswith(
         f"hint: failed jobs are refunded automatically; see: videogen status {job_id}\n"
     )
+
+
+@pytest.mark.parametrize("command", ["status", "watch", "refund"])
+def test_a_short_job_id_is_refused_with_a_hint(command: str) -> None:
+    extra = ["--reason", "r", "--yes"] if command == "refund" else []
+    out = run_json(command, "0b7e3c1e", *extra, code=2)
+    assert out["error"] == {
+        "code": "invalid_input",
+        "message": "job id '0b7e3c1e' is not a UUID",
+        "hint": "give the whole job id (36 characters), as generate and videogen jobs print it",
+    }

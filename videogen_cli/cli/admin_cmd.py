@@ -332,8 +332,10 @@ def _confirm(question: str) -> bool:
     try:
         answer = sys.stdin.readline()
     except KeyboardInterrupt:
+        answer = ""
+    if not answer:  # Ctrl-C or Ctrl-D: exit 130 like refund's prompt (README "Exit codes")
         sys.stderr.write("\n")
-        raise InterruptedError_("interrupted; nothing changed") from None
-    if not answer:  # Ctrl-D
-        sys.stderr.write("\n")
+        raise InterruptedError_(
+            "cancelled; nothing changed", code="cancelled", hint="run it again to retry"
+        )
     return answer.strip().lower() in ("y", "yes")

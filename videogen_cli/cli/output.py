@@ -184,7 +184,7 @@ class Output:
         `where` names the database without credentials (the sandbox file, the Supabase
         project host, the Postgres host/port/name); `fal_url` is the fal queue when a
         FAL_KEY is set. JSON objects carry `environment` only when the backend or the
-        provider is not the real one (design §3).
+        provider is not the real one (README "Configuration").
         """
         if backend == "sandbox" or provider == "simulator":
             self._environment = {"backend": backend, "provider": provider}
