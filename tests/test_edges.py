@@ -593,3 +593,17 @@ def test_a_short_job_id_is_refused_with_a_hint(command: str) -> None:
         "message": "job id '0b7e3c1e' is not a UUID",
         "hint": "give the whole job id (36 characters), as generate and videogen jobs print it",
     }
+
+
+def test_a_failed_job_and_a_deadline_both_said(
+    isolated_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("VIDEOGEN_SIM_SPEED", "100")  # sim:fail ends in ~0.1 s, sim:slow in 6 s
+    slow = make_job("sim:slow boat", key="order-edge-slow")
+    failing = make_job("sim:fail boat", key="order-edge-fail")
+    result = run("watch", slow, failing, "--timeout", "3", "--interval", "0.05")
+    assert result.exit_code == 1, result.output  # a failure outranks the deadline (exit 6)
+    assert result.stderr.endswith(
+        f"hint: failed jobs are refunded automatically; see: videogen status {failing}; "
+        f"still running after 3 s, resume with: videogen watch {slow}\n"
+    )
