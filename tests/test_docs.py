@@ -155,3 +155,27 @@ def test_a_missing_job_id_is_named_as_in_the_usage_line(capsys: pytest.CaptureFi
     assert capsys.readouterr().err == (
         "error: Missing argument 'JOB_ID'.\nhint: see: videogen status --help\n"
     )
+
+
+@pytest.mark.parametrize("command", [*GROUPS, *COMMANDS])
+def test_every_help_is_drawn_alike_and_readable_at_80_columns(command: str) -> None:
+    """One renderer for the root, the sub-groups and every command (cli/main.py
+    `_print_help`): no markdown fences or backticks left, examples flush at one space."""
+    text = help_text(*command.split(), columns=80)
+    lines = text.splitlines()
+    assert lines[1].startswith(" Usage: videogen"), text
+    assert "```" not in text and "`" not in text, command
+    assert max(len(line) for line in lines) <= 80, command
+    for line in lines:
+        if line.lstrip().startswith("$ "):
+            assert line.startswith(" $ "), line
+    assert "--help, -h" in text  # typer's own drawing shows `--help  -h`
+    if command in GROUPS:
+        assert "╭─ Commands" in text
+
+
+@pytest.mark.parametrize(
+    ("command", "option"), [("", "--log-file PATH"), ("smoke", "--junit PATH")]
+)
+def test_options_show_the_value_they_take(command: str, option: str) -> None:
+    assert f"   {option}  " in help_text(*command.split(), columns=100)

@@ -262,6 +262,27 @@ def test_debug_works_after_the_command_name_and_logs_to_stderr(
     assert " store sandbox get_balance ok " in err and " store sandbox list_ledger ok " in err
 
 
+def test_a_fal_call_that_gets_no_response_has_its_line_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on: connection refused
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    log = tmp_path / "calls.log"
+    monkeypatch.setenv("FAL_KEY", SECRETS["FAL_KEY"])
+    monkeypatch.setenv("VIDEOGEN_FAL_QUEUE_URL", f"http://127.0.0.1:{closed}/q")
+    result = run("--log-file", str(log), "generate", "-p", "a boat", "--duration", "4s", "--json")
+    assert result.exit_code == 5, result.output
+    http = [line for line in log.read_text().splitlines() if " http " in line]
+    # fal's submit is tried three times (README "Exit codes": 5 after retries).
+    assert len(http) == 3
+    for line in http:
+        assert " http POST /q/fal-ai/veo3.1 ConnectError " in line and "host=127.0.0.1" in line
+    assert "RECOGNISABLE" not in log.read_text()
+
+
 def test_a_log_file_that_cannot_be_written_is_a_usage_error(tmp_path: Path) -> None:
     result = run("--log-file", str(tmp_path / "missing" / "dir" / "x.log"), "models")
     assert result.exit_code == 2
@@ -327,8 +348,12 @@ def test_sandbox_reset_refuses_a_real_backend(
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("answer", "jobs_left"), [("y\n", 0), ("n\n", 1), ("", 1)])
-def test_sandbox_reset_asks_on_a_terminal(isolated_env: Path, answer: str, jobs_left: int) -> None:
+@pytest.mark.parametrize(
+    ("answer", "jobs_left", "code"), [("y\n", 0, 0), ("n\n", 1, 0), ("", 1, 130)]
+)
+def test_sandbox_reset_asks_on_a_terminal(
+    isolated_env: Path, answer: str, jobs_left: int, code: int
+) -> None:
     make_job()
     controller, terminal = os.openpty()
     with os.fdopen(controller, "wb", buffering=0) as keyboard:
@@ -343,8 +368,10 @@ def test_sandbox_reset_asks_on_a_terminal(isolated_env: Path, answer: str, jobs_
         os.close(terminal)
         keyboard.write(answer.encode() if answer else b"\x04")  # "" = Ctrl-D
         out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 0, err
+    assert proc.returncode == code, err
     assert "and seed it again? [y/N]" in err
+    if code == 130:  # Ctrl-D, as at refund's prompt
+        assert err.endswith("\nerror: cancelled; nothing changed\nhint: run it again to retry\n")
     assert sql(isolated_env, "select count(*) from video_jobs") == [(jobs_left,)]
     assert ("reset " in out) == (jobs_left == 0)
 
@@ -370,6 +397,43 @@ def test_a_missing_driver_gets_an_install_hint_that_works(
     assert "videogen-cli[" not in hint  # not published on any index
     assert f"{sys.executable} -m pip install 'psycopg[binary]>=3.1.4,<4'" in hint
     assert "pip install -e '.[postgres]'" in hint
+
+
+def test_config_diagnoses_a_missing_driver(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # as if psycopg were not installed
+    for name in [m for m in sys.modules if m.startswith("videogen_cli.storage.postgres")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setenv("VIDEOGEN_DATABASE_URL", "postgresql://u:pw@db.example:5432/app")
+    result = run("config", "--json")
+    assert result.exit_code == 5, result.output
+    out = json.loads(result.stdout)
+    assert (
+        out["backend"] == "postgres"
+        and out["database_url"] == "postgresql://u:****@db.example:5432/app"
+    )
+    [problem] = out["problems"]
+    assert (
+        problem["message"] == "the postgres backend needs a package that is not installed (psycopg)"
+    )
+    assert f"{sys.executable} -m pip install 'psycopg[binary]>=3.1.4,<4'" in problem["hint"]
+    human = run("config")
+    assert human.exit_code == 5 and "database_url:" in human.stdout
+    assert "error: the postgres backend needs a package that is not installed" in human.stderr
+
+
+def test_under_pipx_the_driver_hint_is_pipx_inject(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    (tmp_path / "pipx_metadata.json").write_text("{}")  # what pipx writes in its venvs
+    monkeypatch.setattr(sys, "prefix", str(tmp_path))
+    monkeypatch.setitem(sys.modules, "psycopg", None)
+    for name in [m for m in sys.modules if m.startswith("videogen_cli.storage.postgres")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setenv("VIDEOGEN_DATABASE_URL", "postgresql://u:pw@db.example:5432/app")
+    out = run_json("jobs", code=5)
+    assert out["error"]["hint"].startswith(
+        "install it next to videogen: pipx inject videogen-cli 'psycopg[binary]>=3.1.4,<4' "
+    )
 
 
 # --- installs ----------------------------------------------------------------------------
@@ -456,3 +520,90 @@ def test_a_stored_error_quoted_in_a_message_is_escaped_too(isolated_env: Path) -
     assert result.exit_code == 1, result.output
     assert "\x1b" not in result.output and "\x07" not in result.output
     assert f"error: job {job_id} failed: {HOSTILE_SHOWN}" in result.stderr
+
+
+def test_the_live_watch_table_escapes_fal_error_text_and_keeps_job_ids_whole() -> None:
+    import io
+    from datetime import UTC, datetime
+
+    from rich.console import Console
+
+    from tests.support.fakes import FakeClock
+    from videogen_cli.cli.progress import LiveReporter
+    from videogen_cli.domain import Job, JobStatus
+
+    now = datetime(2026, 11, 25, tzinfo=UTC)
+    job_id = "00000000-0000-4000-a000-000000000001"
+    error = "bad input [/] [bold]x " + HOSTILE + " and a long tail " * 3
+    job = Job(
+        job_id=job_id, user_id=DEMO_USER_ID, model="veo3.1", status=JobStatus.FAILED,
+        prompt="p", settings={}, credits_used=16, refunded_credits=16, created_at=now,
+        updated_at=now, error=error,
+    )  # fmt: skip
+    reporter = LiveReporter(FakeClock())
+    reporter.polled(job, changed=True, transient_error=None)
+
+    def draw(width: int) -> str:
+        console = Console(width=width, record=True, file=io.StringIO(), force_terminal=True)
+        console.print(reporter._render())  # "[/]" was rich markup: MarkupError, watch died
+        return console.export_text()
+
+    wide = draw(300).splitlines()
+    assert wide[1].startswith(job_id + "  failed ")
+    assert "  bad input [/] [bold]x " + HOSTILE_SHOWN + " and a long tail " in wide[1]
+    narrow = draw(100).splitlines()  # the error folds; the job id stays whole, to copy
+    assert narrow[1].startswith(job_id + "  failed ")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["--help"], ["generate", "--help"], ["db", "sql"], ["models"], ["credits"], ["config"]],
+)
+def test_a_reader_that_leaves_early_is_no_error(isolated_env: Path, args: list[str]) -> None:
+    """`videogen … | head -1`: the shell's SIGPIPE code, and no "unexpected error"
+    (was exit 70 with a BrokenPipeError line, or rich's exit 1, "the job failed")."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "videogen_cli", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None and process.stderr is not None
+    process.stdout.close()  # no reader: the first write fails with EPIPE
+    err = process.stderr.read()
+    assert process.wait() == 141, err
+    assert "error" not in err and "Traceback" not in err
+
+
+def test_a_failed_watch_names_the_job_to_look_at(isolated_env: Path) -> None:
+    result = run("generate", "-p", "sim:fail", "--duration", "4s", "--watch")
+    assert result.exit_code == 1, result.output
+    job_id = result.stdout.split()[1]  # "job_id: <id>" comes first
+    assert result.stderr.endswith(
+        f"hint: failed jobs are refunded automatically; see: videogen status {job_id}\n"
+    )
+
+
+@pytest.mark.parametrize("command", ["status", "watch", "refund"])
+def test_a_short_job_id_is_refused_with_a_hint(command: str) -> None:
+    extra = ["--reason", "r", "--yes"] if command == "refund" else []
+    out = run_json(command, "0b7e3c1e", *extra, code=2)
+    assert out["error"] == {
+        "code": "invalid_input",
+        "message": "job id '0b7e3c1e' is not a UUID",
+        "hint": "give the whole job id (36 characters), as generate and videogen jobs print it",
+    }
+
+
+def test_a_failed_job_and_a_deadline_both_said(
+    isolated_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("VIDEOGEN_SIM_SPEED", "100")  # sim:fail ends in ~0.1 s, sim:slow in 6 s
+    slow = make_job("sim:slow boat", key="order-edge-slow")
+    failing = make_job("sim:fail boat", key="order-edge-fail")
+    result = run("watch", slow, failing, "--timeout", "3", "--interval", "0.05")
+    assert result.exit_code == 1, result.output  # a failure outranks the deadline (exit 6)
+    assert result.stderr.endswith(
+        f"hint: failed jobs are refunded automatically; see: videogen status {failing}; "
+        f"still running after 3 s, resume with: videogen watch {slow}\n"
+    )

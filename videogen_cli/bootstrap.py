@@ -6,7 +6,9 @@ Backends and the HTTP stack are imported here lazily, when a command needs them,
 
 from __future__ import annotations
 
+import importlib
 import sys
+from pathlib import Path
 from typing import Any
 
 from videogen_cli import debuglog
@@ -45,6 +47,18 @@ def open_store(settings: Settings) -> JobStore:
     return SqliteStore(settings.sandbox_db)
 
 
+def check_driver(settings: Settings) -> None:
+    """ConfigError (exit 5, with the install hint) when the configured backend's driver
+    is not installed; `videogen config` reports it without opening a connection."""
+    module = {"postgres": "postgres", "supabase": "supabase"}.get(settings.backend)
+    if module is None:
+        return
+    try:
+        importlib.import_module(f"videogen_cli.storage.{module}")
+    except ImportError as exc:
+        raise _missing_extra(module, exc) from exc
+
+
 def open_provider(settings: Settings) -> VideoProvider:
     check_provider(settings)  # no FAL_KEY: exit 5 here, only for commands that call fal
     if settings.provider == "simulator":
@@ -64,8 +78,12 @@ def _missing_extra(extra: str, exc: ImportError) -> ConfigError:
     # videogen-cli is not published on any index, so the hint names the driver itself
     # (the same requirement as the extra in pyproject.toml), installed where videogen runs.
     requirement = {"postgres": "psycopg[binary]>=3.1.4,<4", "supabase": "supabase>=2.16,<3"}[extra]
+    install = f"{sys.executable} -m pip install '{requirement}'"
+    if (Path(sys.prefix) / "pipx_metadata.json").is_file():
+        # Installed with pipx: its own command keeps the driver across `pipx upgrade`.
+        install = f"pipx inject videogen-cli '{requirement}'"
     return ConfigError(
         f"the {extra} backend needs a package that is not installed ({exc.name})",
-        hint=f"install it next to videogen: {sys.executable} -m pip install '{requirement}' "
+        hint=f"install it next to videogen: {install} "
         f"(from a checkout: pip install -e '.[{extra}]')",
     )

@@ -180,6 +180,28 @@ def http_event_hooks() -> dict[str, list[Callable[[Any], None]]]:
     return {"request": [on_request], "response": [on_response]}
 
 
+def log_transport_error(exc: Any) -> None:
+    """The line for a call that got no response (refused, reset, timed out): the response
+    hook never runs for it, so the provider calls this where it catches the error; the
+    status field names the error (`ConnectError`, `ReadTimeout`)."""
+    if not enabled():
+        return
+    try:
+        request = exc.request
+    except RuntimeError:  # httpx raised it before the request existed
+        return
+    started = request.extensions.get("videogen_started")
+    query = request.url.query.decode("ascii", "replace") if request.url.query else ""
+    log_call(
+        event="http",
+        method=request.method,
+        path=request.url.path + (f"?{query}" if query else ""),
+        host=request.url.host,
+        status=type(exc).__name__,
+        ms=_ms(started) if started is not None else None,
+    )
+
+
 # --- store: a logging proxy ----------------------------------------------------------------
 
 _SQL_BACKENDS = ("postgres", "supabase")

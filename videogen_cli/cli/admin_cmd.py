@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from videogen_cli.cli.common import JsonOpt, open_session, resolve_user
+from videogen_cli.cli.main import LightCommand, LightGroup
 from videogen_cli.cli.output import Column, Output, command_boundary
 
 if TYPE_CHECKING:
@@ -199,6 +200,12 @@ def config(json_mode: JsonOpt = False) -> None:
         except ConfigError as exc:
             problems.append(exc)
         if settings is not None:
+            from videogen_cli.bootstrap import check_driver
+
+            try:
+                check_driver(settings)
+            except ConfigError as exc:
+                problems.append(exc)
             try:
                 check_provider(settings)
             except ConfigError as exc:
@@ -251,13 +258,14 @@ def _environment_as_set() -> dict[str, object]:
 
 
 sandbox_app = typer.Typer(
+    cls=LightGroup,
     help="The embedded sandbox database (VIDEOGEN_HOME/sandbox.sqlite3).",
     no_args_is_help=True,
     rich_markup_mode="markdown",
 )
 
 
-@sandbox_app.command("reset")
+@sandbox_app.command("reset", cls=LightCommand)
 def sandbox_reset(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
     json_mode: JsonOpt = False,
@@ -324,8 +332,10 @@ def _confirm(question: str) -> bool:
     try:
         answer = sys.stdin.readline()
     except KeyboardInterrupt:
+        answer = ""
+    if not answer:  # Ctrl-C or Ctrl-D: exit 130 like refund's prompt (README "Exit codes")
         sys.stderr.write("\n")
-        raise InterruptedError_("interrupted; nothing changed") from None
-    if not answer:  # Ctrl-D
-        sys.stderr.write("\n")
+        raise InterruptedError_(
+            "cancelled; nothing changed", code="cancelled", hint="run it again to retry"
+        )
     return answer.strip().lower() in ("y", "yes")

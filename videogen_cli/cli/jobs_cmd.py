@@ -322,11 +322,14 @@ def _finish_watch(
                 s.out.result(f"{job.job_id} {describe(job)}")
     if result.failed:
         ids = ", ".join(j.job_id for j in result.failed)
+        hint = "failed jobs are refunded automatically; see: videogen status " + (
+            result.failed[0].job_id
+        )
+        if result.timed_out and result.running:  # exit 1 wins over 6: say what still runs
+            running = " ".join(j.job_id for j in result.running)
+            hint += f"; still running after {timeout:g} s, resume with: videogen watch {running}"
         s.out.exit_after_result(
-            JobFailedError(
-                f"job {ids} failed: {result.failed[0].error}",
-                hint="failed jobs are refunded automatically; see `videogen status <job>`",
-            ),
+            JobFailedError(f"job {ids} failed: {result.failed[0].error}", hint=hint)
         )
     if result.unsynced:
         from videogen_cli.errors import BackendError

@@ -13,6 +13,7 @@ import importlib
 import os
 import sys
 import textwrap
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -140,7 +141,23 @@ class LazyGroup(TyperGroup):
 
     def format_help(self, ctx: _click.Context, formatter: _click.HelpFormatter) -> None:
         options = [_option_row(param, ctx) for param in self.get_params(ctx)]
-        commands = [(name, summary) for name, (_, _, summary) in COMMANDS.items()]
+        commands = [(name, summary.replace("`", "")) for name, (_, _, summary) in COMMANDS.items()]
+        usage = f"{ctx.command_path} [OPTIONS] COMMAND [ARGS]..."
+        _print_help(usage, self.help or "", [("Options", options), ("Commands", commands)])
+
+
+class LightGroup(TyperGroup):
+    """A sub-group (db, sandbox) whose help is drawn by ``_print_help`` like every
+    command's: one look, and its commands listed with their first docstring line."""
+
+    def format_help(self, ctx: _click.Context, formatter: _click.HelpFormatter) -> None:
+        options = [_option_row(param, ctx) for param in self.get_params(ctx)]
+        commands = []
+        for name in self.list_commands(ctx):
+            command = self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                first = (command.help or "").strip().splitlines() or [""]
+                commands.append((name, first[0].replace("`", "")))
         usage = f"{ctx.command_path} [OPTIONS] COMMAND [ARGS]..."
         _print_help(usage, self.help or "", [("Options", options), ("Commands", commands)])
 
@@ -167,7 +184,7 @@ class LightCommand(TyperCommand):
         _print_help(" ".join(pieces), self.help or "", ordered)
 
 
-_METAVARS = {str: "TEXT", float: "FLOAT", int: "INTEGER"}
+_METAVARS: dict[object, str] = {str: "TEXT", float: "FLOAT", int: "INTEGER", Path: "PATH"}
 
 
 def _describe(param: _click.Parameter) -> str:
@@ -184,7 +201,7 @@ def _option_row(param: _click.Parameter, ctx: _click.Context) -> tuple[str, str]
     names = ", ".join(sorted([*param.opts, *param.secondary_opts], key=len, reverse=True))
     if not getattr(param, "is_flag", False):
         annotation = getattr(getattr(param, "type_descriptor", None), "annotation", str)
-        names += " " + _METAVARS.get(annotation, "VALUE")
+        names += " " + (param.metavar or _METAVARS.get(annotation, "VALUE"))
     return (("* " if param.required else "  ") + names, _describe(param))
 
 
@@ -203,7 +220,10 @@ def _print_help(usage: str, text: str, panels: list[tuple[str, list[tuple[str, s
     from rich.panel import Panel
     from rich.text import Text
 
+    from videogen_cli.cli.output import quiet_broken_pipe
+
     console = Console(highlight=False)
+    console.on_broken_pipe = quiet_broken_pipe  # type: ignore[method-assign]  # not exit 1
     console.print(Text(f"\n Usage: {usage}\n"))
     width = max(40, console.width - 1)
     for verbatim, lines in _help_blocks(inspect_cleandoc(text)):
@@ -238,7 +258,10 @@ def _help_blocks(text: str) -> list[tuple[bool, list[str]]]:
 
     def flush() -> None:
         if paragraph:
-            blocks.append((paragraph[0].lstrip().startswith("$"), list(paragraph)))
+            if paragraph[0].lstrip().startswith("$"):  # continuation lines keep their indent
+                blocks.append((True, textwrap.dedent("\n".join(paragraph)).splitlines()))
+            else:
+                blocks.append((False, list(paragraph)))
             paragraph.clear()
 
     for line in text.splitlines():
@@ -246,8 +269,8 @@ def _help_blocks(text: str) -> list[tuple[bool, list[str]]]:
             if fenced is None:
                 flush()
                 fenced = []
-            else:
-                blocks.append((True, fenced))
+            else:  # as written, less the indent the block shares
+                blocks.append((True, textwrap.dedent("\n".join(fenced)).splitlines()))
                 fenced = None
         elif fenced is not None:
             fenced.append(line)
@@ -335,13 +358,14 @@ def _root(
 helpstyle.apply()
 
 db_app = typer.Typer(
+    cls=LightGroup,
     help="The Postgres schema and functions (the SQL contract).",
     no_args_is_help=True,
     rich_markup_mode="markdown",
 )
 
 
-@db_app.command("sql")
+@db_app.command("sql", cls=LightCommand)
 def db_sql(json_mode: JsonOpt = False) -> None:
     """Print the migration, e.g. into supabase/migrations/ (`--json`: `{"sql": "…"}`).
 
@@ -361,7 +385,7 @@ def db_sql(json_mode: JsonOpt = False) -> None:
             sys.stdout.write(migration_sql())
 
 
-@db_app.command("migrate")
+@db_app.command("migrate", cls=LightCommand)
 def db_migrate(json_mode: JsonOpt = False) -> None:
     """Apply the migration to VIDEOGEN_DATABASE_URL (safe to run again).
 
@@ -512,4 +536,8 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(exc.exit_code)
     except (typer.Abort, KeyboardInterrupt):
         sys.exit(130)
+    except BrokenPipeError:  # `videogen --help | head`: the reader left
+        from videogen_cli.cli.output import quiet_broken_pipe
+
+        quiet_broken_pipe()
     sys.exit(code if isinstance(code, int) else 0)

@@ -21,6 +21,19 @@ import typer
 from videogen_cli.errors import UsageError, VideogenError
 
 INTERNAL_ERROR_EXIT = 70  # EX_SOFTWARE: a bug, kept apart from design §4's meanings
+BROKEN_PIPE_EXIT = 141  # 128 + SIGPIPE, what a shell reports for `git log | head`
+
+
+def quiet_broken_pipe() -> NoReturn:
+    """The reader of stdout went away (`videogen jobs | head -1`): not an error to report.
+
+    stdout is pointed at /dev/null so the interpreter's last flush cannot fail again
+    (the recipe in Python's `signal` docs), and the exit is the shell's SIGPIPE code.
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    sys.exit(BROKEN_PIPE_EXIT)
+
 
 # Invisible characters that reorder the text around them (the "Trojan Source" set).
 _BIDI_CONTROLS = frozenset(
@@ -144,6 +157,8 @@ class Output:
             )
         for row in cells:
             table.add_row(*(Text(cell) for cell in row))
+        # rich exits 1 on a closed pipe, which here means "the job failed".
+        console.on_broken_pipe = quiet_broken_pipe  # type: ignore[method-assign]
         console.print(table)
         sys.stdout.flush()
 
@@ -169,7 +184,7 @@ class Output:
         `where` names the database without credentials (the sandbox file, the Supabase
         project host, the Postgres host/port/name); `fal_url` is the fal queue when a
         FAL_KEY is set. JSON objects carry `environment` only when the backend or the
-        provider is not the real one (design §3).
+        provider is not the real one (README "Configuration").
         """
         if backend == "sandbox" or provider == "simulator":
             self._environment = {"backend": backend, "provider": provider}
@@ -250,6 +265,8 @@ def command_boundary(out: Output) -> Iterator[Output]:
         raise typer.Exit(130) from None
     except (typer.Exit, typer.Abort, SystemExit):
         raise
+    except BrokenPipeError:
+        quiet_broken_pipe()
     except Exception as exc:
         if debug_enabled():
             raise

@@ -156,11 +156,20 @@ class LiveReporter:
         self.live.get_renderable = self._render  # type: ignore[method-assign]
 
     def _render(self) -> Any:
+        from rich.markup import escape
         from rich.table import Table
+
+        from videogen_cli.cli.output import safe_text
 
         table = Table(box=None, pad_edge=False, show_edge=False)
         for column in ("job", "status", "queue", "elapsed", "polls", "next poll", "error"):
-            table.add_column(column, overflow="fold")
+            # A job id is copied from here: never folded. The error folds, kept readable.
+            table.add_column(
+                column,
+                overflow="fold",
+                no_wrap=column == "job",
+                min_width={"error": 12}.get(column),
+            )
         now = self.clock.monotonic()
         wait = ""
         if self.next_poll_at is not None:
@@ -184,7 +193,7 @@ class LiveReporter:
             style = {"completed": "green", "failed": "red", "processing": "cyan"}.get(status, "")
             cell = f"[{style}]{status}[/]" if style else status
             if self.notes.get(job_id):
-                cell += f" [dim]{self.notes[job_id]}[/]"
+                cell += f" [dim]{escape(safe_text(self.notes[job_id]))}[/]"
             next_poll = "live" if job_id in self.streaming else wait
             table.add_row(
                 job_id,
@@ -193,7 +202,9 @@ class LiveReporter:
                 f"{now - self.started:.0f}s",
                 str(self.polls.get(job_id, 0)),
                 "" if job.status.terminal else next_poll,
-                job.error or "",
+                # fal's words: escaped, so "[/]" is not rich markup and "\x1b[2J"
+                # does not reach the terminal.
+                escape(safe_text(job.error or "")),
             )
         return table
 

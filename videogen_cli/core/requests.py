@@ -166,7 +166,13 @@ def check_uuid(value: str, what: str) -> str:
     try:
         return str(uuid.UUID(value.strip()))
     except (ValueError, AttributeError):
-        raise UsageError(f"{what} {value!r} is not a UUID") from None
+        # Short prefixes are not looked up (README "Commands": whole ids everywhere).
+        hint = (
+            "give the whole job id (36 characters), as generate and videogen jobs print it"
+            if what == "job id"
+            else None
+        )
+        raise UsageError(f"{what} {value!r} is not a UUID", hint=hint) from None
 
 
 def check_idempotency_key(key: str) -> str:

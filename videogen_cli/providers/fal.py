@@ -523,8 +523,10 @@ class FalQueueProvider:
         try:
             response = self._client.send(request, stream=True)
         except (httpx.UnsupportedProtocol, httpx.LocalProtocolError) as exc:
+            debuglog.log_transport_error(exc)
             self._unusable(exc)
         except httpx.TransportError as exc:
+            debuglog.log_transport_error(exc)
             raise ProviderError(
                 f"fal status stream not opened: {self._transport_text(exc)}",
                 code="provider_stream_broken",
@@ -621,14 +623,18 @@ class FalQueueProvider:
                     code="provider_timeout",
                 )
             limit = min(limit, left)
-        return self._client.request(
-            method,
-            url,
-            params=params,
-            json=json_body,
-            timeout=httpx.Timeout(limit, connect=min(10.0, limit)),
-            follow_redirects=method != "POST",
-        )
+        try:
+            return self._client.request(
+                method,
+                url,
+                params=params,
+                json=json_body,
+                timeout=httpx.Timeout(limit, connect=min(10.0, limit)),
+                follow_redirects=method != "POST",
+            )
+        except httpx.TransportError as exc:
+            debuglog.log_transport_error(exc)  # no response, so no response hook ran
+            raise
 
     def _read(
         self,
