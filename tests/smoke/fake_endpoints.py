@@ -41,6 +41,11 @@ class Breakage:
     no_refund: bool = False
     never_completes: bool = False
     fail_word_ignored: bool = False  # the provider cannot be told to fail
+    replay_shows_current_state: bool = False  # a replay answers the job as it is now
+    replay_headers: tuple[str, ...] | None = None  # the replay headers sent (None: both)
+    crash_on_replay: bool = False  # the handler dies: the connection closes unanswered
+    any_token: bool = False  # signatures not checked: any JWT's `sub` is the user
+    charges_without_credits: bool = False  # no credit check: a balance may go negative
 
 
 @dataclass
@@ -75,9 +80,13 @@ class FakeBackend:
             if known is not None and not self.breakage.new_job_on_replay:
                 if known[0] != fingerprint:
                     return 422, _error("idempotency_key_reused"), False
+                if self.breakage.crash_on_replay:
+                    raise RuntimeError("the replay path is broken")
+                if self.breakage.replay_shows_current_state:
+                    return 200, {**known[1], "status": "processing", "queue_position": 0}, True
                 return 200, known[1], True
             cost = duration
-            if self.balance(user) < cost:
+            if self.balance(user) < cost and not self.breakage.charges_without_credits:
                 return 402, _error("insufficient_credits"), False
             self.balances[user] -= cost
             job_id = str(uuid.uuid4())
@@ -135,8 +144,10 @@ def _handler(backend: FakeBackend) -> type[BaseHTTPRequestHandler]:
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
             if replayed and not backend.breakage.no_replay_header:
-                self.send_header("X-Idempotent-Replay", "true")
-                self.send_header("Idempotent-Replayed", "true")
+                sent = backend.breakage.replay_headers
+                for name in ("X-Idempotent-Replay", "Idempotent-Replayed"):
+                    if sent is None or name in sent:
+                        self.send_header(name, "true")
             self.end_headers()
             self.wfile.write(data)
 
@@ -144,7 +155,11 @@ def _handler(backend: FakeBackend) -> type[BaseHTTPRequestHandler]:
             auth = self.headers.get("Authorization", "")
             try:
                 claims = jwt.decode(
-                    auth.removeprefix("Bearer "), SECRET, ["HS256"], audience="authenticated"
+                    auth.removeprefix("Bearer "),
+                    SECRET,
+                    ["HS256"],
+                    audience="authenticated",
+                    options={"verify_signature": not backend.breakage.any_token},
                 )
             except jwt.InvalidTokenError:
                 self._send(401, _error("invalid_token"))

@@ -66,6 +66,27 @@ def test_without_the_jwt_secret_the_no_credits_check_is_skipped_with_the_reason(
     )
 
 
+def test_without_the_jwt_secret_an_endpoint_taking_any_token_still_has_credits_checked(
+    tmp_path: Path,
+) -> None:
+    """The user without credits gets a token signed with a throwaway secret: refused by an
+    endpoint that checks signatures (the skip above), taken by one that does not."""
+    backend = FakeBackend(breakage=Breakage(any_token=True, charges_without_credits=True))
+    backend.funded_users.add(USER)
+    with serving(backend) as url:
+        run = smoke(tmp_path, "--endpoint", url, "--token", token(USER))
+    assert run.exit_code == 1, run.stdout
+    assert run.failed() == ["insufficient_credits_refused"]
+    assert "got HTTP 200" in run.cases()["insufficient_credits_refused"][1]
+    # The same endpoint with the credit check in place passes it.
+    backend = FakeBackend(breakage=Breakage(any_token=True))
+    backend.funded_users.add(USER)
+    with serving(backend) as url:
+        run = smoke(tmp_path, "--endpoint", url, "--token", token(USER))
+    assert run.exit_code == 0, run.stdout
+    assert run.cases()["insufficient_credits_refused"][0] == "passed"
+
+
 BROKEN = [
     pytest.param(
         Breakage(new_job_on_replay=True),
@@ -96,6 +117,51 @@ BROKEN = [
             "failure_refunded_once": "still pending (queue position 0) at the deadline",
         },
         id="never-completes",
+    ),
+    pytest.param(
+        Breakage(replay_shows_current_state=True),
+        ["replay_same_job"],
+        {
+            "replay_same_job": "got a body other than the first answer's: queue_position 0 "
+            "added; status 'processing' instead of 'pending'"
+        },
+        id="replay-answers-the-job-as-it-is-now",
+    ),
+    pytest.param(
+        Breakage(replay_headers=("X-Idempotent-Replay",)),
+        ["replay_same_job"],
+        {
+            "replay_same_job": "the replay is marked only by X-Idempotent-Replay: true "
+            "(Idempotent-Replayed: true missing)"
+        },
+        id="replay-marked-with-the-plan-header-only",
+    ),
+    pytest.param(
+        Breakage(replay_headers=("Idempotent-Replayed",)),
+        ["replay_same_job"],
+        {
+            "replay_same_job": "the replay is marked only by Idempotent-Replayed: true "
+            "(X-Idempotent-Replay: true missing)"
+        },
+        id="replay-marked-with-the-stripe-header-only",
+    ),
+    pytest.param(
+        Breakage(crash_on_replay=True),
+        ["replay_same_job"],
+        {
+            "replay_same_job": "POST /functions/v1/generate-video: the connection closed "
+            "without a valid answer (RemoteProtocolError"
+        },
+        id="replay-crashes-the-handler",
+    ),
+    pytest.param(
+        Breakage(charges_without_credits=True),
+        ["insufficient_credits_refused"],
+        {
+            "insufficient_credits_refused": "to be HTTP 402 insufficient_credits for a job of 4 "
+            "credits; got HTTP 200"
+        },
+        id="no-credit-check",
     ),
 ]
 

@@ -309,8 +309,20 @@ class SmokeSession:
                 else "replayed: false"
             )
             problems.append(f"the replay is not marked ({marker})")
+        elif answer.replay_headers_missing:
+            # The app's endpoints send both (README "For the iOS team: videogen serve"):
+            # clients key on either spelling, so one alone leaves some of them blind.
+            missing = " and ".join(f"{h}: true" for h in answer.replay_headers_missing)
+            problems.append(
+                f"the replay is marked only by {answer.replay_marker} ({missing} missing)"
+            )
         if answer.credits_used != first.credits_used:
             problems.append(f"credits_used {answer.credits_used} instead of {first.credits_used}")
+        elif first.body and answer.body != first.body:
+            # A replay is the first answer, whatever it was, not the job as it is now.
+            problems.append(
+                f"a body other than the first answer's: {_changes(first.body, answer.body)}"
+            )
         after = self._balance(self.user.user_id)
         balance_note = self._not_checked_balances()
         if self._books() is not None and before is not None and after is not None:
@@ -367,6 +379,8 @@ class SmokeSession:
         jobs_before = self._job_count(poor.user_id)
         self._progress("generating for a user without enough credits")
         answer = self.target.create(poor, request, self._key("poor"))
+        if poor.unsigned_reason is not None and answer.http_status == 401:
+            raise CheckSkipped(poor.unsigned_reason)
         http = self.target.mode == "http"
         expected = "HTTP 402 insufficient_credits" if http else "refused, exit 4"
         refused = answer.refusal == "insufficient_credits"
@@ -564,6 +578,19 @@ def _invariant_problems(books: JobService, user_id: str) -> list[str]:
                 f"{job.credits_used} in {refunds[job.job_id]} ledger row(s)"
             )
     return problems
+
+
+def _changes(first: dict[str, object], again: dict[str, object]) -> str:
+    """What differs between two answers, field by field."""
+    shown = []
+    for key in sorted(set(first) | set(again)):
+        if key not in again:
+            shown.append(f"{key} missing (was {first[key]!r})")
+        elif key not in first:
+            shown.append(f"{key} {again[key]!r} added")
+        elif first[key] != again[key]:
+            shown.append(f"{key} {again[key]!r} instead of {first[key]!r}")
+    return "; ".join(shown)
 
 
 def _credits(cost: int | None) -> str:

@@ -13,6 +13,7 @@ import base64
 import binascii
 import json
 import random
+import secrets
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
@@ -146,10 +147,22 @@ class HttpTarget:
             return self._http().request(method, path, headers=headers, timeout=seconds, **kwargs)
         except httpx.TimeoutException:
             raise UnexpectedAnswer(f"{method} {path}: no answer within {seconds:.0f} s") from None
-        except httpx.TransportError as exc:
+        except (httpx.ConnectError, httpx.UnsupportedProtocol, httpx.ProxyError) as exc:
             raise TargetUnreachable(
                 f"{self.base} cannot be reached ({type(exc).__name__}: {exc})",
                 hint="check --endpoint, and that the server is running",
+            ) from None
+        except httpx.TransportError as exc:
+            # Connected, then no (valid) answer: the handler crashed or broke the protocol.
+            # That is the implementation failing this check, not the target being away
+            # (the probe still turns it into "unreachable" before any check runs).
+            raise UnexpectedAnswer(
+                f"{method} {path}: the connection closed without a valid answer "
+                f"({type(exc).__name__}: {exc})"
+            ) from None
+        except httpx.HTTPError as exc:  # an undecodable body, endless redirects
+            raise UnexpectedAnswer(
+                f"{method} {path}: no usable answer ({type(exc).__name__}: {exc})"
             ) from None
 
     # --- the Target protocol -----------------------------------------------------------
@@ -226,14 +239,18 @@ class HttpTarget:
 
     def poor_principal(self, user_id: str) -> Principal | str:
         """A token for a user with no credits, or why none can be had."""
-        if not self._jwt_secret:
-            return (
-                "no token for a user without credits: the endpoint's JWT secret is not known "
-                "here (set SUPABASE_JWT_SECRET)"
-            )
         # The same signing as `videogen token` (PyJWT, imported only here).
         from videogen_cli.http.tokens import mint
 
+        if not self._jwt_secret:
+            # Signed with a throwaway secret: an endpoint that checks signatures refuses it
+            # (401, and the check is skipped with this reason); one that takes any token
+            # still has its credit check tested, on the run's own user without credits.
+            reason = (
+                "no token for a user without credits: the endpoint's JWT secret is not known "
+                "here (set SUPABASE_JWT_SECRET)"
+            )
+            return Principal(user_id, mint(secrets.token_hex(32), user_id, 3600), reason)
         return Principal(user_id, mint(self._jwt_secret, user_id, 3600))
 
     def set_deadline(self, monotonic_deadline: float) -> None:
@@ -255,10 +272,11 @@ class HttpTarget:
         data = _json(response)
         data = data if isinstance(data, dict) else {}
         shown = f"HTTP {response.status_code} {_compact(response)}"
-        marker = next(
-            (f"{h}: true" for h in REPLAY_HEADERS if response.headers.get(h, "").lower() == "true"),
-            None,
-        )
+        marked = [
+            h for h in REPLAY_HEADERS if response.headers.get(h, "").strip().lower() == "true"
+        ]
+        marker = ", ".join(f"{h}: true" for h in marked) or None
+        missing = tuple(h for h in REPLAY_HEADERS if h not in marked) if marked else ()
         if response.status_code == 200:
             return CreateAnswer(
                 ok=True,
@@ -268,7 +286,9 @@ class HttpTarget:
                 credits_used=_int(data.get("credits_used")),
                 replayed=marker is not None,
                 replay_marker=marker,
+                replay_headers_missing=missing,
                 body=data,
+                http_status=response.status_code,
             )
         if response.status_code == 503:
             raise TargetUnreachable(f"{self.base} says the backend is unavailable: {shown}")
@@ -284,7 +304,9 @@ class HttpTarget:
             refusal=refusal,
             replayed=marker is not None,
             replay_marker=marker,
+            replay_headers_missing=missing,
             body=data,
+            http_status=response.status_code,
         )
 
     def status(self, job_id: str, who: Principal) -> JobView:

@@ -40,6 +40,9 @@ class Principal:
 
     user_id: str
     token: str | None = None
+    # Set when the token is not signed with the endpoint's secret (unknown here): the
+    # reason to skip, should the endpoint refuse it with 401 as it should.
+    unsigned_reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,9 @@ class CreateAnswer:
     replay_marker: str | None = None  # how the replay was marked (field or header)
     refusal: str | None = None  # the error code when refused: insufficient_credits, …
     body: JsonDict = field(default_factory=dict)
+    # Over HTTP: replay headers absent from an answer that carries the other one.
+    replay_headers_missing: tuple[str, ...] = ()
+    http_status: int | None = None  # over HTTP: the answer's status code
 
 
 @dataclass(frozen=True)
