@@ -116,6 +116,10 @@ class SmokeSession:
         self.primary: CreateAnswer | None = None
         self.primary_error: str | None = None
         self.balance_before_primary: int | None = None
+        # The failing job of failure_refunded_once, created as completes_with_video starts
+        # waiting, so that both jobs run at once: against a target that never finishes a
+        # job the two checks then take one deadline, not two.
+        self._failing: _FailingJob | None = None
         self._reporter: SmokeReporter = SilentReporter()
         self._current = ""
         self.deadline = 0.0
@@ -426,6 +430,7 @@ class SmokeSession:
     def completes_with_video(self, name: str) -> str:
         first = self._need_primary("completing")
         assert first.job_id is not None
+        self._failing = self._start_failing_job()
         view = self._wait(first.job_id, self.user)
         timeout = self.options.check_timeout
         if view.status == "completed" and view.video_url:
@@ -449,13 +454,15 @@ class SmokeSession:
             raise CheckSkipped(
                 "the provider (real fal) cannot be told to fail; no paid job was spent on it"
             )
-        request = self._req().with_prompt(f"{self._req().prompt} {FAIL_WORD}")
-        before = self._balance_before(self.user.user_id)
-        self._progress(f"creating a job that fails ({FAIL_WORD})")
-        answer = self.target.create(self.user, request, self._key("fail"))
-        if not answer.ok or answer.job_id is None:
-            raise CheckFailed(f"expected a new job for a `{FAIL_WORD}` prompt; got {answer.shown}")
-        self.target.confirm_books(answer.job_id, self.user)
+        failing, self._failing = self._failing or self._start_failing_job(), None
+        if failing.error is not None:
+            raise failing.error
+        answer, before = failing.answer, failing.balance_before
+        assert answer is not None and answer.job_id is not None
+        # This check's deadline counts from when its job was created (it may have been
+        # created while completes_with_video waited).
+        self.deadline = min(self.deadline, failing.created_at + self.options.check_timeout)
+        self.target.set_deadline(self.deadline)
         view = self._wait(answer.job_id, self.user)
         if view.status == "completed":
             if self.target.can_fail_on_purpose is None:
@@ -502,6 +509,25 @@ class SmokeSession:
                 f"{kinds[LedgerKind.REFUND]} refund(s), the balance is {after}"
             )
         return f"job {view.job_id} failed, refunded {used} credits once; balance back at {after}"
+
+    def _start_failing_job(self) -> _FailingJob:
+        """Create the job failure_refunded_once follows; a failure is kept for that check."""
+        if self.target.can_fail_on_purpose is False:
+            return _FailingJob(None, None, self.clock.monotonic())
+        try:
+            request = self._req().with_prompt(f"{self._req().prompt} {FAIL_WORD}")
+            before = self._balance_before(self.user.user_id)
+            self._progress(f"creating a job that fails ({FAIL_WORD})")
+            created_at = self.clock.monotonic()
+            answer = self.target.create(self.user, request, self._key("fail"))
+            if not answer.ok or answer.job_id is None:
+                raise CheckFailed(
+                    f"expected a new job for a `{FAIL_WORD}` prompt; got {answer.shown}"
+                )
+            self.target.confirm_books(answer.job_id, self.user)
+        except Exception as exc:  # reported by failure_refunded_once, never by the caller
+            return _FailingJob(None, None, self.clock.monotonic(), error=exc)
+        return _FailingJob(answer, before, created_at)
 
     def refund_once_and_invariant(self, name: str) -> str:
         books = self._books()
@@ -551,6 +577,14 @@ class SmokeSession:
                 f"{'; '.join(problems)}"
             )
         return f"job {job.job_id} refunded {job.credits_used} credits once, the second a no-op"
+
+
+@dataclass
+class _FailingJob:
+    answer: CreateAnswer | None
+    balance_before: int | None
+    created_at: float  # monotonic
+    error: Exception | None = None
 
 
 def _invariant_problems(books: JobService, user_id: str) -> list[str]:
