@@ -46,6 +46,7 @@ class Counts:
     peak_in_flight: int = 0
     connections: int = 0
     peak_connections: int = 0
+    opened: int = 0  # TCP connections accepted since the last reset
 
     @property
     def total(self) -> int:
@@ -142,7 +143,7 @@ class _Handler(BaseHTTPRequestHandler):
     emu: FalEmulator
     protocol_version = "HTTP/1.1"
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
     def setup(self) -> None:
@@ -150,6 +151,7 @@ class _Handler(BaseHTTPRequestHandler):
         with self.emu.lock:
             c = self.emu.counts
             c.connections += 1
+            c.opened += 1
             c.peak_connections = max(c.peak_connections, c.connections)
 
     def finish(self) -> None:
@@ -177,7 +179,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(code)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
-        self.send_header("x-fal-request-id", str(body.get("request_id", "")) if isinstance(body, dict) else "")
+        self.send_header(
+            "x-fal-request-id", str(body.get("request_id", "")) if isinstance(body, dict) else ""
+        )
         self.end_headers()
         self.wfile.write(data)
 
@@ -251,7 +255,9 @@ class _Handler(BaseHTTPRequestHandler):
                 if time.time() < job.complete_at:
                     self._json(400, {"detail": "Request is still in progress"})
                 else:
-                    self._json(200, {"video": {"url": f"https://v3b.fal.media/{job.request_id}.mp4"}})
+                    self._json(
+                        200, {"video": {"url": f"https://v3b.fal.media/{job.request_id}.mp4"}}
+                    )
             elif self.emu.stream in ("404", "405"):
                 self._json(int(self.emu.stream), {"detail": "Not Found"})
             else:

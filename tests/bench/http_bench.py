@@ -74,7 +74,6 @@ def _run(args: list[str], env: dict[str, str], *, sigint_after: float | None = N
         proc.send_signal(signal.SIGINT)
     out, err = proc.communicate()
     end = time.time()
-    # wait4 is gone after communicate(); the children's peak is read from rusage
     return proc.returncode, end, out, err
 
 
@@ -94,14 +93,14 @@ def one_job(emu: FalEmulator, *, generate: bool, extra: tuple[str, ...] = ()) ->
     emu.run_seconds = 4.0
     if generate:
         emu.reset_counts()
-        code, end, out, err = _run(
+        code, end, _out, err = _run(
             [EXE, "generate", "-p", "bench", "--duration", "4s", "--watch", *extra], env
         )
     else:
         (job_id,) = _submit(home, emu, 1)
         emu.reset_counts()
         emu.complete_at([emu.order[-1]], [time.time() + 4.0])
-        code, end, out, err = _run([EXE, "watch", job_id, *extra], env)
+        code, end, _out, err = _run([EXE, "watch", job_id, *extra], env)
     done = emu.jobs[emu.order[-1]].complete_at
     return {
         "code": code,
@@ -121,7 +120,7 @@ def many_jobs(emu: FalEmulator, count: int, spread: float, extra: tuple[str, ...
     moments = [start + spread * i / max(1, count - 1) for i in range(count)]
     emu.complete_at(rids, moments)
     emu.reset_counts()
-    code, end, out, err = _run([EXE, "watch", *ids, "--json", *extra], env)
+    code, end, out, _err = _run([EXE, "watch", *ids, "--json", *extra], env)
     return {
         "code": code,
         "lag": end - max(moments),
@@ -138,11 +137,15 @@ def rss_500(emu: FalEmulator) -> tuple[float, int]:
     ids = _submit(home, emu, 500)
     emu.complete_at(emu.order[-500:], [time.time() + 5.0] * 500)
     emu.reset_counts()
-    mib, code, out = _peak_rss_mib([EXE, "watch", *ids, "--json"], env)
+    mib, _code, _out = _peak_rss_mib([EXE, "watch", *ids, "--json"], env)
     return mib, emu.counts.peak_connections
 
 
 def startup(runs: int) -> dict[str, float]:
+    """Median wall time of each command, in ms (interleaved runs). Bytecode may be
+    written, as after any install's first run (PYTHONDONTWRITEBYTECODE=1 makes every
+    run compile our modules again, ~10 ms more)."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     bare_app = Path(__file__).with_name("bare_typer_app.py")
     cases = {
         "bare import typer, rich.console": [sys.executable, "-c", "import typer, rich.console"],
@@ -151,10 +154,12 @@ def startup(runs: int) -> dict[str, float]:
         "videogen generate --help": [EXE, "generate", "--help"],
     }
     samples: dict[str, list[float]] = {k: [] for k in cases}
+    for args in cases.values():  # warm up: disk cache and bytecode
+        subprocess.run(args, capture_output=True, check=True, env=env)
     for _ in range(runs):
         for name, args in cases.items():
             t0 = time.perf_counter()
-            subprocess.run(args, capture_output=True, check=True)
+            subprocess.run(args, capture_output=True, check=True, env=env)
             samples[name].append((time.perf_counter() - t0) * 1000)
     return {k: statistics.median(v) for k, v in samples.items()}
 
@@ -264,14 +269,20 @@ def main() -> None:
         emu.stream = "404"
         refused200 = many_jobs(emu, 200, 10.0)
         emu.stream = "ok"
-        for name, r in (("200 jobs --no-stream", polled200), ("200 jobs, stream refused", refused200)):
+        for name, r in (
+            ("200 jobs --no-stream", polled200),
+            ("200 jobs, stream refused", refused200),
+        ):
             print(
                 f"{name:<28} exit lag {r['lag']:5.2f} s  requests/job {r['requests']:.2f}"
                 f"  peak connections {r['peak_conn']}, in flight {r['peak_flight']}"
                 f"  exit {r['code']}, {r['completed']} completed"
             )
         mib, conns = rss_500(emu)
-        print(f"500 jobs (watch --json)      peak RSS {mib:5.1f} MiB (goal <= 100)  peak conns {conns}")
+        print(
+            f"500 jobs (watch --json)      peak RSS {mib:5.1f} MiB (goal <= 100)"
+            f"  peak connections {conns}"
+        )
         for name, ok, detail in edges(emu):
             print(f"{'ok  ' if ok else 'FAIL'} {name}: {detail}")
     figures = startup(15)
