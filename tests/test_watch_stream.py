@@ -224,3 +224,19 @@ def test_status_polls_where_the_stream_is_refused(
     clock.advance(3)
     assert check_once(service, job_id).job.status is JobStatus.PROCESSING
     assert transport.calls == ["GET stream 405", "GET status 202"]
+
+
+def test_many_jobs_where_the_stream_is_refused_ask_for_it_once(
+    wired: tuple[JobService, Recording], clock: FakeClock
+) -> None:
+    """One stream is tried before the others: a refusal then costs one request in all,
+    not one per job in the first round, and the jobs are polled as with --no-stream."""
+    service, transport = wired
+    job_ids = [submit(service, transport, "a boat sim:no-stream") for _ in range(6)]
+    result = watch(
+        service, job_ids, timeout=300, backoff=Backoff(jitter=False), reporter=Recorder(clock)
+    )
+    assert all(j.status is JobStatus.COMPLETED for j in result.jobs.values())
+    assert transport.calls.count("GET stream 405") == 1
+    assert result.streams == 1
+    assert transport.calls.count("GET result 200") == 6

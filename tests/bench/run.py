@@ -8,6 +8,9 @@ Then the `watch` and start-up figures of issue 11, each a ratio measured in this
 (tests/bench/watch_bench.py): lag and requests for one job with and without the status
 stream, 200 jobs against one at 100 ms of fal latency, peak memory for 500 jobs, and
 start-up against a bare `import typer, rich.console` and a bare Typer app.
+
+Last, the same goals with real processes against a fal queue emulator over real HTTP
+(tests/bench/http_bench.py), and the status stream's edge cases there.
 """
 
 from __future__ import annotations
@@ -122,6 +125,10 @@ def main() -> None:
     from tests.bench.watch_bench import main as watch_bench
 
     watch_bench()
+
+    from tests.bench.http_bench import main as http_bench
+
+    http_bench()
 
 
 if __name__ == "__main__":

@@ -22,7 +22,6 @@ from typer.core import TyperCommand, TyperGroup
 from videogen_cli import __version__
 from videogen_cli.cli import helpstyle
 from videogen_cli.cli.options import JsonOpt
-from videogen_cli.cli.output import Output, command_boundary
 
 if TYPE_CHECKING:
     from typer import _click
@@ -375,6 +374,8 @@ def db_sql(json_mode: JsonOpt = False) -> None:
     $ videogen db sql > supabase/migrations/20261124000000_videogen.sql
     ```
     """
+    from videogen_cli.cli.output import Output, command_boundary  # not at `--help`
+
     out = Output(json_mode=json_mode)
     with command_boundary(out):
         from videogen_cli.storage.migrate import migration_sql
@@ -396,6 +397,8 @@ def db_migrate(json_mode: JsonOpt = False) -> None:
     $ videogen db migrate
     ```
     """
+    from videogen_cli.cli.output import Output, command_boundary  # not at `--help`
+
     out = Output(json_mode=json_mode)
     with command_boundary(out):
         from videogen_cli.config import load_settings

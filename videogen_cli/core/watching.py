@@ -338,6 +338,9 @@ class _Watch:
         self.inflight = 0
         self.streams = 0
         self.streams_refused = False
+        # Until one stream has opened, one is tried alone (the others wait for it): a
+        # provider that refuses streams then costs one request, not one per job.
+        self.streams_confirmed = False
         self.threads: list[threading.Thread] = []
         self.store: _LockedStore | None = None
         self._following = getattr(reporter, "following", None)
@@ -379,7 +382,8 @@ class _Watch:
                 return
             self._dispatch(now)
             next_poll = self.deadline
-            if self.inflight < self.workers:  # else only a worker's report frees one
+            # Else only a worker's report frees a worker, or ends the probe stream.
+            if self.inflight < self.workers and not self._probing():
                 next_poll = min(
                     [self.deadline] + [t.due for t in self.tracks if self._idle_running(t)]
                 )
@@ -402,7 +406,18 @@ class _Watch:
             and track.key not in self.result.unsynced
         )
 
+    def _probing(self) -> bool:
+        """A first stream is in flight and no stream has opened yet: wait for it."""
+        return (
+            self.stream
+            and not self.streams_refused
+            and not self.streams_confirmed
+            and self.streams > 0
+        )
+
     def _dispatch(self, now: float) -> None:
+        if self._probing():
+            return
         if self.stream and not self.streams_refused:
             candidates = sorted(
                 (
@@ -416,6 +431,8 @@ class _Watch:
                 if self.streams >= self.max_streams or self.inflight >= self.workers:
                     break
                 self._start(track, streaming=True)
+                if self._probing():
+                    return
         due = sorted(
             (t for t in self.tracks if self._idle_running(t) and t.due <= now),
             key=lambda t: (t.due, t.index),
@@ -465,8 +482,10 @@ class _Watch:
         if event.job is not None:
             track.last_checked = now
             self._report(track, event.job, event.transient_error or event.unsynced)
-        if event.opened and self._following is not None:
-            self._following(track.job.job_id, True, None)
+        if event.opened:
+            self.streams_confirmed = True
+            if self._following is not None:
+                self._following(track.job.job_id, True, None)
         if not event.finished:
             return
         track.busy = False

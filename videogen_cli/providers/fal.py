@@ -35,6 +35,7 @@ answer is never final, see `JobService.refresh`),
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -544,15 +545,22 @@ class FalQueueProvider:
                     code="provider_stream_refused",
                 )
             data: list[str] = []
-            for line in response.iter_lines():
+            lines = response.iter_lines()
+            for line in lines:
                 if line.startswith("data:"):
                     data.append(line[5:].removeprefix(" "))
                 elif not line and data:  # a blank line ends the event
                     status = self._stream_event("\n".join(data), request_id)
                     data = []
                     if status.state is ProviderState.COMPLETED:
-                        # fal closes the stream now; so do we, before the caller fetches
-                        # the result, so one caller never holds two connections.
+                        # fal closes the stream now (as @fal-ai/client, read to that
+                        # end): the connection goes back to the pool and carries the
+                        # result fetch, instead of being dropped and a new one opened
+                        # while fal still counts the old one. Released before the
+                        # caller fetches, so one caller never holds two connections.
+                        with contextlib.suppress(httpx.TransportError):  # COMPLETED is known
+                            for _ in lines:
+                                pass
                         response.close()
                         yield status
                         return False
