@@ -4,6 +4,10 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 BIN    := $(VENV)/bin
 NEED   := import sys; sys.exit(sys.version_info < (3, 11))
+# An editable install leaves our modules uncompiled, and where PYTHONDONTWRITEBYTECODE is
+# set (as on these machines) every start would compile them again: compile them once
+# here (only changed files; Python still reads .pyc files it may not write).
+COMPILE = $(PY) -m compileall -q videogen_cli >/dev/null
 
 .PHONY: install runtime venv demo test lint fmt cassettes bench postgres clean
 
@@ -26,11 +30,13 @@ venv:
 runtime: venv
 	@test $(VENV)/.runtime -nt pyproject.toml || \
 	  { $(PY) -m pip install -q -e . && touch $(VENV)/.runtime; }
+	@$(COMPILE)
 
 # Everything for development: the tests, linters and both database drivers.
 install: venv
 	@test $(VENV)/.dev -nt pyproject.toml || \
 	  { $(PY) -m pip install -q -e '.[dev]' && touch $(VENV)/.dev $(VENV)/.runtime; }
+	@$(COMPILE)
 
 # The README's main job: one generation on the embedded sandbox, watched to the end.
 demo: runtime
