@@ -117,7 +117,7 @@ def setup_job(store: Store, env: dict[str, str] | None = None) -> tuple[str, str
                               "--operator", "pytest", "--yes"])  # fmt: skip
     assert grant.wait(60) == 0, grant.communicate()
     gen = start(env, ["generate", "--prompt", "a boat sim:slow", "--duration", "4s",
-                            "--user", user, "--idempotency-key", "hostile-setup", "--json"])  # fmt: skip
+                      "--user", user, "--idempotency-key", "hostile-setup", "--json"])  # fmt: skip
     out, err = gen.communicate(timeout=60)
     assert gen.returncode == 0, err
     import json
@@ -171,7 +171,7 @@ def invocations(user: str, job: str) -> list[tuple[dict[str, str], list[str]]]:
                 "g-1",
                 "--yes",
             ],
-        ),  # fmt: skip
+        ),
         ({}, ["grant", "--user", user, "--credits", "1e308", "--reason", "ok", "--yes"]),
         ({}, ["refund", job, "--reason", FF, "--yes"]),
         ({}, ["refund", job, "--reason", "ok", "--credits", "-3", "--yes"]),

@@ -96,7 +96,7 @@ class FalEmulator:
 
         class Handler(BaseHTTPRequestHandler):
             # HTTP/1.0: one request per connection, a streamed body ends at close.
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            def log_message(self, format: str, *args: Any) -> None:
                 pass
 
             def _serve(self) -> None:
@@ -138,7 +138,7 @@ class FalEmulator:
                     self.end_headers()
                     self.wfile.write(content)
 
-            do_GET = do_POST = do_PUT = _serve  # noqa: N815
+            do_GET = do_POST = do_PUT = _serve
 
         return Handler
 
