@@ -181,11 +181,32 @@ def test_a_404_always_fails_and_refunds_exactly_once_quoting_fal(
     user = funded_user(store, env)
     before = store.ledger(user)
     job = generate(env, user, "a boat sim:lost")
-    statuses = [run(env, "status", job["job_id"])["status"] for _ in range(NOT_FOUND_LIMIT + 2)]
-    expected = ["pending"] * (NOT_FOUND_LIMIT - 1) + ["failed"] * 3
-    assert statuses[: len(expected)] == expected[: len(statuses)]
-    final = run(env, "status", job["job_id"])
-    assert (final["status"], final["refunded_credits"]) == ("failed", 16)
+    dry = run(env, "reconcile", "--dry-run")
+    assert [(j["job_id"], j["action"]) for j in dry.pop("jobs")] == [(job["job_id"], "would_sync")]
+    assert (dry["dry_run"], dry["seen"], dry["would_sync"], dry["would_refund_stranded"]) == (
+        True, 1, 1, 0,
+    )  # fmt: skip
+    assert emulator.count("GET", "/status") == 0  # a dry run asks nobody
+    statuses = [run(env, "status", job["job_id"])["status"] for _ in range(NOT_FOUND_LIMIT - 1)]
+    assert statuses == ["pending"] * (NOT_FOUND_LIMIT - 1)
+    # Then several reconcile processes at once through the emulator: one refund.
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "videogen_cli", "reconcile", "--json"],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            stdin=subprocess.DEVNULL,
+        )
+        for _ in range(3)
+    ]  # fmt: skip
+    summaries = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+        summaries.append(json.loads(out.splitlines()[-1]))
+    assert sum(s["failed_and_refunded"] for s in summaries) == 1
+    for _ in range(2):
+        final = run(env, "status", job["job_id"])
+        assert (final["status"], final["refunded_credits"]) == ("failed", 16)
     assert "404" in final["error"] or "not found" in final["error"].lower()
     assert store.ledger(user) == [*before, ("charge", -16), ("refund", 16)]
 
