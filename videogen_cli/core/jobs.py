@@ -82,6 +82,9 @@ class RefreshOutcome:
     # job is returned unchanged, and `not_synced_reason` says why (no secrets in it).
     synced: bool = True
     not_synced_reason: str | None = None
+    # True when the job was found failed because another process failed (and refunded)
+    # it at the same time: this call moved no credit (`reconcile` counts it as synced).
+    failed_elsewhere: bool = False
 
 
 def provider_handle(job: Job) -> ProviderHandle:
@@ -284,7 +287,8 @@ class JobService:
         """One "not found" answer: counted; only the NOT_FOUND_LIMIT-th in a row fails."""
         noted = self.store.note_not_found(job.job_id)
         if noted.status.terminal:
-            return RefreshOutcome(noted)  # another process finished it meanwhile
+            # Another process finished it meanwhile: nothing moved here.
+            return RefreshOutcome(noted, failed_elsewhere=noted.status is JobStatus.FAILED)
         if noted.not_found_count < NOT_FOUND_LIMIT:
             return RefreshOutcome(
                 noted,
@@ -293,12 +297,15 @@ class JobService:
             )
         # The job's own provider said, again and again, that it does not know the
         # request (expired, or never kept): no video will come, the user is refunded.
-        failed = self.store.fail_job(
-            job.job_id,
+        error = (
             f"its provider did not know the request {noted.not_found_count} times in a row: "
-            f"{exc.message}",
+            f"{exc.message}"
         )
-        return RefreshOutcome(failed)
+        failed = self.store.fail_job(job.job_id, error)
+        # Concurrent callers each get their own count from note_not_found, so the stored
+        # error names the one whose fail_job refunded; the others moved nothing and say so
+        # (several `reconcile` runs at once add up to one refund per job).
+        return RefreshOutcome(failed, failed_elsewhere=failed.error != error)
 
     def _cancel_quietly(self, endpoint_id: str, request_id: str) -> None:
         try:

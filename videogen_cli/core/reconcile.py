@@ -50,9 +50,10 @@ class JobAction:
 
 # The actions, in the order a summary lists them.
 ACTIONS = (
-    "synced",  # asked its provider; still running (or changed state)
+    "synced",  # asked its provider; still running, or changed state (also: failed and
+    # refunded by another process at the same moment, so this one moved nothing)
     "completed",  # synced and now completed
-    "failed_and_refunded",  # synced and now failed (refunded once, by whichever process)
+    "failed_and_refunded",  # synced and now failed and refunded, by this process
     "stranded_and_refunded",  # never submitted, past the grace period: failed and refunded
     "skipped_other_provider",  # another provider took it: shown as stored, untouched
     "transient_error",  # the provider gave no usable answer this time; left as it was
@@ -171,6 +172,6 @@ def _sync_one(service: JobService, job: Job, dry_run: bool) -> JobAction:
         return JobAction(job.job_id, "transient_error", after.status.value, outcome.transient_error)
     if after.status is JobStatus.COMPLETED:
         return JobAction(job.job_id, "completed", after.status.value)
-    if after.status is JobStatus.FAILED:
+    if after.status is JobStatus.FAILED and not outcome.failed_elsewhere:
         return JobAction(job.job_id, "failed_and_refunded", after.status.value, after.error)
     return JobAction(job.job_id, "synced", after.status.value)
