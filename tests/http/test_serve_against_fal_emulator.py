@@ -1,8 +1,8 @@
 """`videogen serve` on the sandbox with the real fal adapter, against a fal queue over HTTP.
 
 The held-out client's set-up: a sandbox for state and FAL_KEY + VIDEOGEN_FAL_QUEUE_URL
-pointing at a fal queue (tests/http/fal_emulator.py: the simulator's protocol behind a
-socket). The token is minted with PyJWT from the secret README "For the iOS team" names
+pointing at a fal queue (tests/support/fal_emulator.py: the simulator's protocol behind
+a socket). The token is minted with PyJWT from the secret README "For the iOS team" names
 (VIDEOGEN_HOME/jwt-secret), as a client of its own would.
 """
 
@@ -14,14 +14,12 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
 import jwt
 import pytest
 
-from tests.http.fal_emulator import SLOW_WORD, Gate, start_in_thread
 from tests.http.support import (
     FN,
     SWIFT_HEADERS,
@@ -32,6 +30,7 @@ from tests.http.support import (
     serve_process,
     veo,
 )
+from tests.support.fal_emulator import SLOW_WORD, FalEmulator, Gate
 from videogen_cli.catalog import DEMO_USER_ID
 
 pytestmark = pytest.mark.slow
@@ -39,36 +38,19 @@ pytestmark = pytest.mark.slow
 REPLAY = {"x-idempotent-replay": "true", "idempotent-replayed": "true"}
 
 
-class Fal:
-    def __init__(self, server: ThreadingHTTPServer, base_url: str, gate: Gate) -> None:
-        self.server = server
-        self.base_url = base_url
-        self.gate = gate
-        self.stopped = False
-
-    def stop(self) -> None:
-        if not self.stopped:
-            self.stopped = True
-            self.server.shutdown()
-            self.server.server_close()
-
-
 @pytest.fixture
-def fal(isolated_env: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Fal]:
-    gate = Gate()
-    emulator, url = start_in_thread(isolated_env.parent / "fal-emulator.sqlite3", gate=gate)
-    handle = Fal(emulator, url, gate)
+def fal(isolated_env: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FalEmulator]:
+    emulator = FalEmulator(isolated_env.parent / "fal-emulator.sqlite3", gate=Gate()).start()
     monkeypatch.setenv("FAL_KEY", "emulator-key-id:emulator-key-secret")
-    monkeypatch.setenv("VIDEOGEN_FAL_QUEUE_URL", url)
+    monkeypatch.setenv("VIDEOGEN_FAL_QUEUE_URL", emulator.url)
     try:
-        yield handle
+        yield emulator
     finally:
-        gate.opened.set()
-        handle.stop()
+        emulator.stop()
 
 
 @pytest.fixture
-def served(fal: Fal) -> Iterator[Server]:
+def served(fal: FalEmulator) -> Iterator[Server]:
     with serve_process() as srv:
         yield srv
 
@@ -92,7 +74,7 @@ def wait_terminal(client: httpx.Client, job_id: str, auth: dict[str, str]) -> di
 
 
 def test_the_whole_flow_through_the_real_fal_adapter(
-    served: Server, fal: Fal, isolated_env: Path
+    served: Server, fal: FalEmulator, isolated_env: Path
 ) -> None:
     bearer = own_token(isolated_env)  # the secret file exists once serve has started
     auth = {**SWIFT_HEADERS, "Authorization": f"Bearer {bearer}"}
@@ -155,7 +137,7 @@ def test_the_whole_flow_through_the_real_fal_adapter(
 
 
 def test_a_slow_fal_submit_answers_409_to_its_key_and_holds_up_no_status_call(
-    served: Server, fal: Fal, isolated_env: Path
+    served: Server, fal: FalEmulator, isolated_env: Path
 ) -> None:
     auth = {"Authorization": f"Bearer {own_token(isolated_env)}"}
     with httpx.Client(base_url=served.base_url, timeout=60) as client:
@@ -173,9 +155,11 @@ def test_a_slow_fal_submit_answers_409_to_its_key_and_holds_up_no_status_call(
                     f"{FN}/generate-video", json=slow_body, headers={**auth, "Idempotency-Key": key}
                 )
 
+        gate = fal.gate
+        assert gate is not None
         thread = threading.Thread(target=first)
         thread.start()
-        assert fal.gate.arrived.wait(60)  # charged and at fal, not answered yet
+        assert gate.arrived.wait(60)  # charged and at fal, not answered yet
         status = client.get(
             f"{FN}/get-video-status", params={"job_id": quick.json()["job_id"]}, headers=auth
         )
@@ -186,7 +170,7 @@ def test_a_slow_fal_submit_answers_409_to_its_key_and_holds_up_no_status_call(
         assert busy.status_code == 409
         assert busy.json()["error"]["code"] == "idempotency_key_in_use"
         assert busy.headers["retry-after"] == "1"
-        fal.gate.opened.set()
+        gate.opened.set()
         thread.join(60)
         assert answers["first"].status_code == 200
         later = client.post(
@@ -199,7 +183,7 @@ def test_a_slow_fal_submit_answers_409_to_its_key_and_holds_up_no_status_call(
 
 
 def test_twenty_clients_one_key_through_the_fal_adapter(
-    served: Server, fal: Fal, isolated_env: Path
+    served: Server, fal: FalEmulator, isolated_env: Path
 ) -> None:
     headers = {
         **SWIFT_HEADERS,
@@ -232,7 +216,7 @@ def test_twenty_clients_one_key_through_the_fal_adapter(
 
 
 def test_fal_unreachable_at_submission_is_502_refunded_and_status_keeps_the_stored_state(
-    served: Server, fal: Fal, isolated_env: Path
+    served: Server, fal: FalEmulator, isolated_env: Path
 ) -> None:
     auth = {"Authorization": f"Bearer {own_token(isolated_env)}"}
     with httpx.Client(base_url=served.base_url, timeout=60) as client:

@@ -23,6 +23,17 @@ import httpx
 from videogen_cli.providers.simulator import SimulatorTransport
 
 MAX_CONCURRENT = 16  # requests served at once; more wait, so threads stay bounded
+# A submission whose body holds this word waits at the gate (FalEmulator(gate=…)) until
+# the test opens it: a slow fal submit, with no timing in the test.
+SLOW_WORD = "emu:slow-submit"
+
+
+class Gate:
+    """Holds slow submissions: `arrived` is set when one reaches fal, `opened` lets it go."""
+
+    def __init__(self) -> None:
+        self.arrived = threading.Event()
+        self.opened = threading.Event()
 
 
 @dataclass
@@ -37,9 +48,11 @@ class Knobs:
 
 
 class FalEmulator:
-    def __init__(self, sim_db: Path, *, speed: float = 1000.0) -> None:
+    def __init__(self, sim_db: Path, *, speed: float = 1000.0, gate: Gate | None = None) -> None:
         self.transport = SimulatorTransport(sim_db, speed=speed)
         self.knobs = Knobs()
+        self.gate = gate
+        self._stopped = False
         self.requests: list[tuple[str, str, int]] = []  # (method, path, status answered)
         self._lock = threading.Lock()
         self._slots = threading.BoundedSemaphore(MAX_CONCURRENT)
@@ -57,6 +70,12 @@ class FalEmulator:
         return self
 
     def stop(self) -> None:
+        """Stop serving (idempotent): from then on the queue URL is unreachable."""
+        if self._stopped:
+            return
+        self._stopped = True
+        if self.gate is not None:
+            self.gate.opened.set()  # let a held submission finish
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=10)
@@ -103,6 +122,10 @@ class FalEmulator:
                 with emulator._slots:
                     length = int(self.headers.get("content-length") or 0)
                     body = self.rfile.read(length) if length else b""
+                    gate = emulator.gate
+                    if gate is not None and self.command == "POST" and SLOW_WORD.encode() in body:
+                        gate.arrived.set()
+                        gate.opened.wait(60)
                     request = httpx.Request(
                         self.command,
                         f"{emulator.url}{self.path}",
