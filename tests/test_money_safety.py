@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from tests.support.fakes import FakeClock
+from tests.support.jobs import charged_job
 from tests.test_core_flow import (
     CountingProvider,
     assert_invariant,
@@ -30,7 +31,7 @@ from videogen_cli.catalog import DEMO_USER_ID
 from videogen_cli.core.jobs import NOT_FOUND_LIMIT, JobService
 from videogen_cli.core.reconcile import reconcile
 from videogen_cli.core.requests import prepare_request
-from videogen_cli.domain import Job, JobStatus, NewJob, ProviderIdentity
+from videogen_cli.domain import Job, JobStatus, ProviderIdentity
 from videogen_cli.errors import ProviderError, RefusedError, UsageError
 from videogen_cli.ports import NEVER_SUBMITTED, JobStore
 from videogen_cli.providers.fal import FalQueueProvider, fal_origin
@@ -423,33 +424,11 @@ def test_generate_makes_three_store_calls_and_reports_the_charge_once(
 
 def strand(store: JobStore, key: str, age: timedelta, db: Path) -> Job:
     """A job charged by a process that died before submitting, ``age`` ago."""
-    p = prepare_request(
-        store,
-        user_id=DEMO_USER_ID,
-        model_ref="veo3.1",
-        prompt=f"a boat {key}",
-        image_url=None,
-        settings={"duration": "4s"},
-    )
-    created = store.create_job(
-        NewJob(
-            DEMO_USER_ID,
-            key,
-            p.fingerprint,
-            "veo3.1",
-            p.request["prompt"],
-            None,
-            p.request["settings"],
-            p.cost,
-            p.request,
-        )
-    )
+    job = charged_job(store, key)
     when = (datetime.now(UTC) - age).isoformat()
     with sqlite3.connect(db) as con:
-        con.execute(
-            "update video_jobs set created_at = ? where job_id = ?", (when, created.job.job_id)
-        )
-    return created.job
+        con.execute("update video_jobs set created_at = ? where job_id = ?", (when, job.job_id))
+    return job
 
 
 def test_reconcile_dry_run_then_for_real(db: Path, clock: FakeClock, tmp_path: Path) -> None:

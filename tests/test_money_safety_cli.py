@@ -15,12 +15,11 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+from tests.support.jobs import charged_job
 from tests.support.processes import videogen
-from videogen_cli.catalog import DEMO_USER_ID
 from videogen_cli.cli.main import app
 from videogen_cli.core.jobs import NOT_FOUND_LIMIT
-from videogen_cli.core.requests import prepare_request
-from videogen_cli.domain import NewJob, ProviderIdentity, Submission
+from videogen_cli.domain import ProviderIdentity, Submission
 from videogen_cli.ports import NEVER_SUBMITTED
 from videogen_cli.storage.sqlite import SqliteStore
 
@@ -78,27 +77,7 @@ def invariant(home: Path) -> None:
 def fal_job(home: Path, key: str) -> str:
     """A job taken by real fal (made with FAL_KEY set), written through the store."""
     store = SqliteStore(home / "sandbox.sqlite3")
-    p = prepare_request(
-        store,
-        user_id=DEMO_USER_ID,
-        model_ref="veo3.1",
-        prompt=f"a boat {key}",
-        image_url=None,
-        settings={"duration": "4s"},
-    )
-    job = store.create_job(
-        NewJob(
-            DEMO_USER_ID,
-            key,
-            p.fingerprint,
-            "veo3.1",
-            p.request["prompt"],
-            None,
-            p.request["settings"],
-            p.cost,
-            p.request,
-        )
-    ).job
+    job = charged_job(store, key)
     store.record_submission(
         job.job_id,
         "fal-ai/veo3.1",
@@ -112,27 +91,7 @@ def fal_job(home: Path, key: str) -> str:
 def strand(home: Path, key: str, age: timedelta) -> str:
     """A job charged by a process that died before submitting it, ``age`` ago."""
     store = SqliteStore(home / "sandbox.sqlite3")
-    p = prepare_request(
-        store,
-        user_id=DEMO_USER_ID,
-        model_ref="sora-2-t2v",
-        prompt=f"a boat {key}",
-        image_url=None,
-        settings={"duration": "4"},
-    )
-    job = store.create_job(
-        NewJob(
-            DEMO_USER_ID,
-            key,
-            p.fingerprint,
-            "sora-2-t2v",
-            p.request["prompt"],
-            None,
-            p.request["settings"],
-            p.cost,
-            p.request,
-        )
-    ).job
+    job = charged_job(store, key, model="sora-2-t2v", duration="4")
     store.close()
     con = sqlite3.connect(home / "sandbox.sqlite3")
     with con:

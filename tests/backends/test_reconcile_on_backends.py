@@ -16,10 +16,9 @@ import pytest
 from tests.backends.test_cli_on_backends import Env, gen, new_user
 from tests.backends.test_cli_on_backends import env as env  # the fixture: both backends
 from tests.support import pgcluster
+from tests.support.jobs import charged_job
 from tests.support.processes import videogen
 from videogen_cli.core.jobs import NOT_FOUND_LIMIT
-from videogen_cli.core.requests import prepare_request
-from videogen_cli.domain import NewJob
 from videogen_cli.ports import NEVER_SUBMITTED
 from videogen_cli.storage.postgres import PostgresStore
 
@@ -56,27 +55,7 @@ def strand(dsn: str, user: str, key: str) -> str:
     """A job charged two hours ago by a process that died before submitting it."""
     store = PostgresStore(dsn)
     try:
-        p = prepare_request(
-            store,
-            user_id=user,
-            model_ref="sora-2-t2v",
-            prompt=f"a boat {key}",
-            image_url=None,
-            settings={"duration": "4"},
-        )
-        job = store.create_job(
-            NewJob(
-                user,
-                key,
-                p.fingerprint,
-                "sora-2-t2v",
-                p.request["prompt"],
-                None,
-                p.request["settings"],
-                p.cost,
-                p.request,
-            )
-        ).job
+        job = charged_job(store, key, user_id=user, model="sora-2-t2v", duration="4")
     finally:
         store.close()
     Env("postgres", dsn, {}).sql(
