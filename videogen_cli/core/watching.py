@@ -175,8 +175,7 @@ def watch(
 
     ``stream=False`` (``--no-stream``) polls even where the provider serves a stream.
     """
-    if timeout <= 0:
-        raise UsageError("--timeout must be greater than 0")
+    timeout = check_timeout(timeout)  # the same rule the CLI checks before any charge
     backoff.validate()
     # Resolve every id first so a typo fails before any waiting starts; this is the
     # only read of each job before its first provider call.
