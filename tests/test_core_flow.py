@@ -1,4 +1,4 @@
-"""The workflow of design §1 on the sandbox store, with the real fal adapter running
+"""The workflow of README "Money rules" on the sandbox store, with the real fal adapter running
 against the simulator. Time is a FakeClock shared by the core and the simulator, so
 a 7-second simulated job takes no real time and every step is deterministic."""
 
@@ -91,7 +91,7 @@ def svc(db: Path, clock: FakeClock) -> Iterator[tuple[JobService, CountingProvid
 
 
 def assert_invariant(db: Path) -> None:
-    """Design §6: every balance equals the sum of its ledger; none is negative."""
+    """README "Money rules": every balance equals the sum of its ledger; none is negative."""
     con = sqlite3.connect(db)
     rows = con.execute(
         "select u.user_id, u.balance, coalesce(sum(l.delta), 0) from user_credits u"

@@ -269,7 +269,8 @@ def test_sora_output_shape_and_app_path(
         "video": {"url": video_url(rid), "content_type": "video/mp4"},
         "video_id": "video_" + rid.replace("-", "")[:24],
     }
-    # fal serves status/result/cancel at owner/alias only (reference §4).
+    # fal serves status/result/cancel at owner/alias only (fal_client's rule, as
+    # videogen_cli/providers/fal.py app_base).
     sub_path = raw.get(f"{Q}/fal-ai/sora-2/image-to-video/requests/{rid}/status")
     assert sub_path.status_code == 404
     other_app = raw.get(f"{Q}/fal-ai/veo3.1/requests/{rid}/status")
@@ -341,7 +342,7 @@ def test_submit_401_through_the_adapter_is_provider_auth(db: Path) -> None:
     provider.close()
 
 
-# --- input validation (reference §9) -----------------------------------------------------
+# --- input validation (each model's llms.txt) -----------------------------------------------------
 
 
 VEO_DURATION = "duration: Input should be '4s', '6s' or '8s' (enum)"

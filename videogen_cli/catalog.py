@@ -1,8 +1,8 @@
-"""The seed model catalog and demo user (design §7).
+"""The seed model catalog and demo user (README "The sandbox").
 
 One source for the sandbox seed; the Postgres migration seeds the same rows and a
 test checks that the two agree. Settings mirror what each fal endpoint accepts
-(reference/fal-queue-api.md §9): note the integer sora durations and the string
+(``https://fal.ai/models/<endpoint_id>/llms.txt``): note the integer sora durations and the string
 veo durations.
 """
 

@@ -1,11 +1,12 @@
 """A fal queue emulator over real HTTP on 127.0.0.1, for `make bench` and by hand.
 
-It speaks the queue protocol of /work/shared/reference/fal-queue-api.md §1-§6 as the CLI
-sees it (submit, status, the SSE status stream at ``{status_url}/stream``, result,
-cancel), with an injected latency before every answer, and counts what a held-out
-measurement needs: requests per kind, requests in flight and TCP connections open (with
-their peaks). Unlike the simulator (an in-process transport, or `videogen`'s own
-server), it is a separate threaded server the CLI reaches through
+It speaks fal's queue protocol
+(https://fal.ai/docs/documentation/model-apis/inference/queue) as the CLI sees it (submit,
+status, the SSE status stream at ``{status_url}/stream``, result, cancel), with an
+injected latency before every answer, and counts what a held-out measurement needs:
+requests per kind, requests in flight and TCP connections open (with their peaks). Unlike
+the simulator (an in-process transport, or `videogen`'s own server), it is a separate
+threaded server the CLI reaches through
 ``VIDEOGEN_FAL_QUEUE_URL``, so real processes, sockets and connection pools are measured.
 
 Each request completes at ``complete_at`` (wall time), by default ``run_seconds`` after

@@ -15,7 +15,8 @@ Retry policy, and why it differs per call:
   followed by `status`/`watch`/`reconcile` like any other: fal either reports the request
   (and its own error, which fails and refunds the job), or keeps answering "not found",
   and the core's not-found rule (`JobService.refresh`, NOT_FOUND_LIMIT consecutive
-  answers) fails and refunds it then. fal does not bill 5xx failures (reference §8.1).
+  answers) fails and refunds it then. fal does not bill 5xx failures
+  (https://fal.ai/docs/documentation/model-apis/inference/reliability).
 - ``status``, ``result`` and ``cancel`` change nothing that a repeat could double, so they
   are retried on transport errors, timeouts, 429 and 5xx.
 
@@ -79,8 +80,9 @@ MAX_ATTEMPTS = 3
 # At most this many requests in flight to fal from one process (a watch of many jobs
 # shares one client; the pool makes the others wait for a free connection).
 MAX_CONNECTIONS = 32
-# fal sends a comment line every 15 s on a status stream (reference §5a); a stream quiet
-# for longer than this is treated as broken and the caller falls back to polling.
+# fal sends a comment line every 15 s on a status stream
+# (https://fal.ai/docs/inference-api/queue/status-stream); a stream quiet for longer
+# than this is treated as broken and the caller falls back to polling.
 STREAM_KEEPALIVE_SECONDS = 15.0
 STREAM_QUIET_SECONDS = STREAM_KEEPALIVE_SECONDS + 5.0
 # How far one stream read may outlast the watch deadline before the stream is reopened
@@ -105,7 +107,7 @@ def app_base(endpoint_id: str) -> str:
 
     ``fal-ai/sora-2/image-to-video`` → ``fal-ai/sora-2``; ``workflows/me/flow/x`` →
     ``workflows/me/flow``; a legacy ``123-name`` id → ``123/name`` (fal_client's rule,
-    reference §4). Raises ValueError for an id that has no owner/alias.
+    tests/test_simulator.py pins it). Raises ValueError for an id that has no owner/alias.
     """
     cleaned = endpoint_id.strip().strip("/")
     parts = cleaned.split("/")
@@ -121,13 +123,14 @@ def app_base(endpoint_id: str) -> str:
 
 
 def request_urls(base_url: str, endpoint_id: str, request_id: str) -> tuple[str, str, str]:
-    """(status_url, response_url, cancel_url) built as fal's clients build them (§4)."""
+    """(status_url, response_url, cancel_url) built as fal's clients build them (app_base)."""
     base = f"{base_url.rstrip('/')}/{app_base(endpoint_id)}/requests/{request_id}"
     return f"{base}/status", base, f"{base}/cancel"
 
 
 def describe_error(status_code: int, headers: Mapping[str, str], body: bytes) -> str:
-    """One readable line for a fal error answer (reference §6.1).
+    """One readable line for a fal error answer
+    (https://fal.ai/docs/documentation/model-apis/request-errors).
 
     Handles the flat ``{"detail": str, "error_type": str}`` shape (also read from the
     ``X-Fal-Error-Type`` header), the ``{"detail": [{"loc", "msg", "type"}, ...]}`` list
@@ -412,7 +415,9 @@ class FalQueueProvider:
         try:
             state = ProviderState(str(raw_state))
         except ValueError:
-            # fal has exactly three states (§5); FAILED/CANCELLED are third-party myths.
+            # fal has exactly three states
+            # (https://fal.ai/docs/documentation/model-apis/inference/queue);
+            # FAILED/CANCELLED are third-party myths.
             raise ProviderError(
                 f"fal reported an unknown status {raw_state!r} for request {handle.request_id}",
                 code="provider_protocol_error",
@@ -475,7 +480,7 @@ class FalQueueProvider:
         self._protocol_error("cancel", response)
 
     def stream_status(self, handle: ProviderHandle) -> Iterator[ProviderStatus]:
-        """Follow the request over fal's status stream (SSE, reference §5a).
+        """Follow the request over fal's status stream (SSE, https://fal.ai/docs/inference-api/queue/status-stream).
 
         Yields one ``ProviderStatus`` per ``data:`` event and returns after COMPLETED.
         One attempt, no retries: every failure is the caller's cue to poll instead.
@@ -703,7 +708,7 @@ class FalQueueProvider:
         return retry_after_seconds(response.headers.get("retry-after"), self._now())
 
     def _urls(self, handle: ProviderHandle) -> tuple[str, str, str]:
-        """The handle's URLs where present and on our origin, else derived (§4).
+        """The handle's URLs where present and on our origin, else derived (request_urls).
 
         URLs come from storage as much as from fal; sending the key to whatever host a
         stored row names would leak it, so only URLs on the configured origin are used.

@@ -4,13 +4,15 @@
 runs the real adapter code against it (``build_simulator`` does exactly that), so the
 sandbox exercises the same parsing, retries and URL handling as production.
 
-What it reproduces (reference/fal-queue-api.md §12 items 1-4, 10, 11): submit at the full
+What it reproduces of fal's queue
+(https://fal.ai/docs/documentation/model-apis/inference/queue): submit at the full
 endpoint id, answers with ``request_id``, ``status_url``/``response_url``/``cancel_url``
 without the sub-path, ``queue_position``, ``status: "IN_QUEUE"`` and ``x-fal-request-id``;
 status/result/cancel served only at ``{owner}/{alias}/requests/{id}`` (result also at
 ``…/response``); 202 while queued or running, 200 once ``COMPLETED``; ``logs`` always
 present; 401 without ``Authorization: Key <something>``; 404 for unknown endpoints and
-request ids; light schema validation (§9) answered with fal's 422 ``detail`` list.
+request ids; light schema validation (each model's
+``https://fal.ai/models/<endpoint_id>/llms.txt``) answered with fal's 422 ``detail`` list.
 
 All state lives in the table ``sim_requests`` of the sandbox database, never in memory:
 ``generate`` in one process and ``watch`` in another see the same request. Time is wall
@@ -102,7 +104,7 @@ _REQUEST_PATH = re.compile(
     r"^/(?P<app>[^/]+/[^/]+)/requests/(?P<id>[^/]+)"
     r"(?:/(?P<op>status/stream|status|response|cancel))?/?$"
 )
-# fal sends a keep-alive comment every 15 s on a status stream (reference §5a).
+# fal sends a keep-alive comment every 15 s on a status stream (https://fal.ai/docs/inference-api/queue/status-stream).
 _KEEPALIVE_SECONDS = 15.0
 _BOOLEAN_WORDS = {"1": True, "true": True, "0": False, "false": False}
 _SLOW_SECONDS = 600.0
@@ -119,7 +121,7 @@ _INGRESS_503 = (
 )
 
 
-# --- the input schemas (reference §9), lightly ------------------------------------------
+# --- the input schemas (https://fal.ai/models/<endpoint_id>/llms.txt), lightly ----------
 
 
 @dataclass(frozen=True)
@@ -503,7 +505,7 @@ class SimulatorTransport(httpx.BaseTransport):
         return _json(200, body, request_id)
 
     def _status_stream(self, request: httpx.Request, app: str, request_id: str) -> httpx.Response:
-        """The status stream (reference §5a): one ``data:`` event per change of state,
+        """The status stream (fal's status-stream page): one ``data:`` event per change of state,
         a keep-alive comment every 15 simulated seconds, closed after COMPLETED."""
         db = self._connect()
         with _transaction(db):
@@ -588,7 +590,7 @@ class SimulatorTransport(httpx.BaseTransport):
         words: list[str] = json.loads(row[1])
         state = _State.of(words, row[2], row[3], row[4], self._clock())
         if state.phase.state != _COMPLETED:
-            # What a third-party emulator answers (reference §13, unconfirmed for fal).
+            # What a third-party emulator answers; fal's own answer here is not documented.
             return _json(400, {"detail": "Request is still in progress"}, request_id)
         if state.cancelled:
             return _flat_error(
