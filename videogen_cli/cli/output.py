@@ -175,8 +175,11 @@ class Output:
         fixed = sum(w for w, flex in zip(natural, flexible, strict=True) if not flex)
         gaps = 2 * (len(columns) - 1)
         rest = console.width - fixed - gaps
-        if rest < 12:  # too narrow: a wider table wraps in the terminal, and cuts nothing
-            rest = 12
+        # Too narrow: a wider table wraps in the terminal, and cuts nothing. A folding
+        # column keeps room for a few words a line, a cut one for the start of its text.
+        least = 30 if any(c.wrap for c in columns) else 12
+        if rest < least:
+            rest = least
             console = Console(
                 file=sys.stdout, width=fixed + gaps + rest, highlight=False, soft_wrap=False
             )
