@@ -91,7 +91,7 @@ def svc(db: Path, clock: FakeClock) -> Iterator[tuple[JobService, CountingProvid
 
 
 def assert_invariant(db: Path) -> None:
-    """Design §6: every balance equals the sum of its ledger; none is negative."""
+    """README "Money rules": every balance equals the sum of its ledger; none is negative."""
     con = sqlite3.connect(db)
     rows = con.execute(
         "select u.user_id, u.balance, coalesce(sum(l.delta), 0) from user_credits u"

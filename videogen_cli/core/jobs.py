@@ -138,6 +138,10 @@ def provider_handle(job: Job) -> ProviderHandle:
 
 
 class JobService:
+    """Everything above the core (the commands, `serve`, `smoke`) goes through this: one
+    method per command, and the store stays private (`_store`): no caller reads or
+    moves money around the rules written here and in the store's operations."""
+
     def __init__(
         self,
         store: JobStore,
