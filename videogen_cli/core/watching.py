@@ -276,6 +276,8 @@ class _LockedStore:
         self.stopping = False
 
     def __getattr__(self, name: str) -> Any:
+        if name == "inner":  # not set yet: say so instead of recursing
+            raise AttributeError(name)
         attr = getattr(self.inner, name)
         if not callable(attr):
             return attr
