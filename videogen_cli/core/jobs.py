@@ -138,9 +138,10 @@ def provider_handle(job: Job) -> ProviderHandle:
 
 
 class JobService:
-    """Everything above the core (the commands, `serve`, `smoke`) goes through this: one
-    method per command, and the store stays private (`_store`): no caller reads or
-    moves money around the rules written here and in the store's operations."""
+    """What everything above the core (the commands, `serve`, `smoke`) calls: a method
+    per command, and the store stays private (`_store`). Where the core adds no rule of
+    its own, a method hands the call to the store's operation of the same name, whose
+    rules live in the store (SQL functions `videogen_*`)."""
 
     def __init__(
         self,
