@@ -23,8 +23,8 @@ FAST = ["--interval", "0.01", "--max-interval", "0.02"]
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 
 
-def run(*args: str, input: str | None = None) -> Any:
-    return CliRunner().invoke(app, list(args), input=input)
+def run(*args: str, input: str | None = None, env: dict[str, str] | None = None) -> Any:
+    return CliRunner().invoke(app, list(args), input=input, env=env)
 
 
 def run_json(*args: str, code: int = 0) -> dict[str, Any]:
@@ -348,3 +348,78 @@ def test_parser_errors_are_one_line_with_a_hint(capsys: pytest.CaptureFixture[st
     assert exit_.value.code == 2
     err = capsys.readouterr().err
     assert err == "error: Missing option '--reason'.\nhint: see: videogen refund --help\n"
+
+
+# --- one way to print a result -------------------------------------------------------------
+
+
+def test_watch_defaults_are_the_ones_the_readme_and_the_help_quote() -> None:
+    from videogen_cli.core import watching
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert (
+        f"[--timeout {watching.DEFAULT_TIMEOUT_SECONDS:g}] "
+        f"[--interval {watching.DEFAULT_INTERVAL_SECONDS:g}] "
+        f"[--max-interval {watching.DEFAULT_MAX_INTERVAL_SECONDS:g}] "
+        f"[--factor {watching.DEFAULT_FACTOR:g}]"
+    ) in readme
+    assert watching.Backoff() == watching.Backoff(
+        watching.DEFAULT_INTERVAL_SECONDS,
+        watching.DEFAULT_MAX_INTERVAL_SECONDS,
+        watching.DEFAULT_FACTOR,
+    )
+    help_text = " ".join(run("watch", "--help", env={"COLUMNS": "200"}).stdout.split())
+    assert "backing off 5 s → 10 s → 20 s" in help_text
+    assert f"[default: {watching.DEFAULT_TIMEOUT_SECONDS}]" in help_text
+
+
+def test_empty_lists_say_so(capsys: pytest.CaptureFixture[str]) -> None:
+    from videogen_cli.cli.output import Output
+    from videogen_cli.core.reports import CreditsReport, JobList, ModelCatalog
+
+    out = Output(json_mode=False)
+    out.emit(ModelCatalog(()))
+    out.emit(JobList((), "2c6f0b1e-0000-4000-a000-0000000000aa"))
+    out.emit(CreditsReport("2c6f0b1e-0000-4000-a000-0000000000aa", 0, ()))
+    assert capsys.readouterr().out == (
+        "no models\n"
+        "no jobs for user 2c6f0b1e-0000-4000-a000-0000000000aa\n"
+        "user 2c6f0b1e-0000-4000-a000-0000000000aa: 0 credits\n"
+        "no ledger rows\n"
+    )
+    Output(json_mode=True).emit(ModelCatalog(()))
+    assert capsys.readouterr().out == '{"models": []}\n'
+
+
+def test_the_models_table_has_a_header_and_cuts_no_setting() -> None:
+    result = run("models", env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["MODEL", "ENDPOINT", "CREDITS/S", "INPUT", "SETTINGS"]
+    assert "…" not in result.stdout
+    words = result.stdout.split()
+    for word in ("veo3.1-i2v", "fal-ai/veo3.1/image-to-video", "--aspect-ratio:", "1080p,"):
+        assert word in words
+
+
+def test_a_long_ledger_reason_wraps_instead_of_being_cut() -> None:
+    reason = "goodwill after the outage of the twelfth " * 4
+    user = "2c6f0b1e-0000-4000-a000-0000000000bb"
+    run_json("grant", "--user", user, "--credits", "5", "--reason", reason, "--yes")
+    result = run("credits", "--user", user, env={"COLUMNS": "100"})
+    assert result.exit_code == 0, result.output
+    assert "…" not in result.stdout
+    header, *rows = result.stdout.splitlines()[1:]
+    start = header.index("REASON")
+    assert len(rows) > 1  # folded onto more lines, each in the REASON column
+    assert " ".join(" ".join(row[start:].split()) for row in rows) == reason.strip()
+    assert all(len(line.rstrip()) <= 100 for line in result.stdout.splitlines())
+
+
+def test_a_cut_prompt_is_said_on_stderr() -> None:
+    generate("--prompt", "a lighthouse at dusk " * 10, key="order-cut1")
+    cut = run("jobs", env={"COLUMNS": "100"})
+    assert cut.exit_code == 0, cut.output
+    assert "note: long prompts are cut with …; `--json` has them whole" in cut.stderr
+    whole = run("jobs", env={"COLUMNS": "400"})
+    assert "…" not in whole.stdout and "cut with" not in whole.stderr

@@ -1,5 +1,5 @@
-"""The workflow of README "Money rules" on the sandbox store, with the real fal adapter running
-against the simulator. Time is a FakeClock shared by the core and the simulator, so
+"""The workflow of README "Money rules" on the sandbox store, with the real fal adapter
+running against the simulator. Time is a FakeClock shared by the core and the simulator, so
 a 7-second simulated job takes no real time and every step is deterministic."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from videogen_cli.catalog import DEMO_USER_ID
 from videogen_cli.core.jobs import NEVER_SUBMITTED, JobService
 from videogen_cli.core.refunds import refund
 from videogen_cli.core.replay import replay_key
-from videogen_cli.core.requests import PreparedRequest, prepare_request
+from videogen_cli.core.requests import PreparedRequest
 from videogen_cli.core.watching import Backoff, watch
 from videogen_cli.domain import (
     Job,
@@ -114,8 +114,7 @@ def ledger(db: Path, job_id: str) -> list[tuple[str, int, str, str]]:
 
 
 def prepared(service: JobService, prompt: str = "a boat", duration: str = "4s") -> PreparedRequest:
-    return prepare_request(
-        service.store,
+    return service.prepare(
         user_id=DEMO_USER_ID,
         model_ref="veo3.1",
         prompt=prompt,
@@ -146,7 +145,7 @@ def test_same_key_with_another_request_is_refused_and_changes_nothing(
     with pytest.raises(RefusedError) as err:
         service.generate(prepared(service, prompt="another boat"), "key-0002")
     assert err.value.code == "idempotency_key_reused"
-    assert service.store.get_balance(DEMO_USER_ID) == 84
+    assert service.get_balance(DEMO_USER_ID) == 84
     assert provider.submits == 1
 
 
@@ -156,11 +155,11 @@ def test_insufficient_credits_is_refused_before_anything_is_written(
     service, provider = svc
     for n in range(3):
         service.generate(prepared(service, duration="8s"), f"key-big-{n}")
-    assert service.store.get_balance(DEMO_USER_ID) == 4
+    assert service.get_balance(DEMO_USER_ID) == 4
     with pytest.raises(RefusedError) as err:
         service.generate(prepared(service, duration="4s"), "key-big-3")
     assert err.value.code == "insufficient_credits"
-    assert service.store.get_idempotency_record("key-big-3") is None
+    assert service.get_idempotency_record("key-big-3") is None
     assert provider.submits == 3
 
 
@@ -204,7 +203,7 @@ def test_failed_generation_is_refunded_exactly_once_across_many_pollers(
     for t in threads:
         t.join()
     assert {j.status for j in results} == {JobStatus.FAILED}
-    assert service.store.get_balance(DEMO_USER_ID) == 100
+    assert service.get_balance(DEMO_USER_ID) == 100
     kinds = [row[0] for row in ledger(db, job.job_id)]
     assert kinds == ["charge", "refund"]
     final = service.refresh(job.job_id).job
@@ -250,7 +249,7 @@ def test_result_error_after_completed_fails_and_refunds(
     failed = service.refresh(job.job_id).job
     assert failed.status is JobStatus.FAILED
     assert failed.error is not None and "no_media_generated" in failed.error
-    assert service.store.get_balance(DEMO_USER_ID) == 100
+    assert service.get_balance(DEMO_USER_ID) == 100
 
 
 def test_transient_trouble_never_fails_a_job(
@@ -292,7 +291,8 @@ def test_a_job_never_submitted_is_refunded_after_the_grace_period(
     service, _ = svc
     p = prepared(service)
     # The process died between the charge and the submit: only create_job happened.
-    created = service.store.create_job(
+    dead_process = SqliteStore(db)
+    created = dead_process.create_job(
         NewJob(
             DEMO_USER_ID,
             "key-0010",
@@ -310,14 +310,15 @@ def test_a_job_never_submitted_is_refunded_after_the_grace_period(
     clock.wall += 2
     failed = service.refresh(created.job.job_id).job
     assert (failed.status, failed.error) == (JobStatus.FAILED, NEVER_SUBMITTED)
-    assert service.store.get_balance(DEMO_USER_ID) == 100
+    assert service.get_balance(DEMO_USER_ID) == 100
     # A late submission for that job is not recorded: the job stays failed and refunded.
-    late = service.store.record_submission(
+    late = dead_process.record_submission(
         created.job.job_id,
         "fal-ai/veo3.1",
         Submission("late-id", None, None, None, 0),
         service.provider.identity,
     )
+    dead_process.close()
     assert late.provider_request_id is None and late.status is JobStatus.FAILED
 
 
@@ -431,7 +432,7 @@ def test_a_submit_that_outlives_the_grace_period_is_cancelled_at_fal(
     class StallingProvider(CountingProvider):
         def submit(self, endpoint_id: str, arguments: dict[str, object]) -> Submission:
             clock.advance(601)  # the POST hangs past the grace period…
-            (stalled,) = other.store.list_jobs()
+            (stalled,) = other.list_jobs()
             other.refresh(stalled.job_id)  # …and a `status` elsewhere refunds the job
             return super().submit(endpoint_id, arguments)
 

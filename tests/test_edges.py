@@ -298,7 +298,7 @@ def test_without_a_log_nothing_is_logged_and_the_store_is_not_wrapped() -> None:
     debuglog.configure(env={})
     service = build_service(load_settings())
     try:
-        store: object = service.store
+        store: object = service._store  # looked at on purpose: which store was built
         assert type(store) is SqliteStore
     finally:
         service.close()

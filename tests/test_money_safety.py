@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -110,7 +111,7 @@ def test_generate_records_who_took_the_job(svc: tuple[JobService, CountingProvid
     service, provider = svc
     job = service.generate(prepared(service), "key-id-01").job
     assert job.provider_identity == provider.identity
-    assert service.store.get_job(job.job_id) == job
+    assert service.find_job(job.job_id) == job
 
 
 # --- cross-provider reads ---------------------------------------------------------------
@@ -136,7 +137,7 @@ def test_another_sandboxs_simulator_shows_the_job_and_changes_nothing(
         "stored, not synced (run it with the VIDEOGEN_HOME whose simulator took the job)"
     )
     assert kinds(db, job.job_id) == ["charge"]
-    assert reader.store.get_job(job.job_id) == job
+    assert reader.find_job(job.job_id) == job
     reader.close()
 
 
@@ -245,7 +246,7 @@ def test_not_found_always_fails_and_refunds_once_after_the_limit(
         ("charge", -16, "generate", "videogen"),
         ("refund", 16, f"job failed: {failed.error}", "videogen"),
     ]
-    assert service.store.get_balance(DEMO_USER_ID) == 100
+    assert service.get_balance(DEMO_USER_ID) == 100
 
 
 def test_a_transient_error_between_not_founds_does_not_reset_the_count(
@@ -422,9 +423,10 @@ def test_generate_makes_three_store_calls_and_reports_the_charge_once(
 # --- reconcile ----------------------------------------------------------------------------
 
 
-def strand(store: JobStore, key: str, age: timedelta, db: Path) -> Job:
+def strand(key: str, age: timedelta, db: Path) -> Job:
     """A job charged by a process that died before submitting, ``age`` ago."""
-    job = charged_job(store, key)
+    with closing(SqliteStore(db)) as dead_process:
+        job = charged_job(dead_process, key)
     when = (datetime.now(UTC) - age).isoformat()
     with sqlite3.connect(db) as con:
         con.execute("update video_jobs set created_at = ? where job_id = ?", (when, job.job_id))
@@ -435,20 +437,20 @@ def test_reconcile_dry_run_then_for_real(db: Path, clock: FakeClock, tmp_path: P
     service, provider = make_service(db, clock)
     done = service.generate(prepared(service), "key-rc-01").job
     lost = service.generate(prepared(service, prompt="sim:lost"), "key-rc-02").job
-    old = strand(service.store, "key-rc-03", timedelta(hours=1), db)
-    fresh = strand(service.store, "key-rc-04", timedelta(seconds=5), db)
+    old = strand("key-rc-03", timedelta(hours=1), db)
+    fresh = strand("key-rc-04", timedelta(seconds=5), db)
     # A job another sandbox's simulator took, in this shared store.
     elsewhere = CountingProvider(build_simulator(tmp_path / "b.sqlite3", clock=clock.now))
     theirs = JobService(SqliteStore(db), lambda: elsewhere, clock=clock)
     foreign = theirs.generate(prepared(theirs), "key-rc-05").job
     clock.advance(10)
-    assert service.store.get_balance(DEMO_USER_ID) == 20
+    assert service.get_balance(DEMO_USER_ID) == 20
 
     calls_before = provider.submits
     wire_before = provider_calls(db)
     dry = reconcile(service, dry_run=True).to_json()
     assert provider_calls(db) == wire_before and provider.submits == calls_before
-    assert service.store.get_balance(DEMO_USER_ID) == 20
+    assert service.get_balance(DEMO_USER_ID) == 20
     assert {k: dry[k] for k in COUNTS} == {
         "seen": 5, "synced": 0, "completed": 0, "failed_and_refunded": 0,
         "stranded_and_refunded": 0, "skipped_other_provider": 1, "transient_errors": 0,
@@ -473,12 +475,12 @@ def test_reconcile_dry_run_then_for_real(db: Path, clock: FakeClock, tmp_path: P
         foreign.job_id: "skipped_other_provider",
     }
     assert kinds(db, old.job_id) == ["charge", "refund"]
-    assert service.store.get_job(old.job_id).error == NEVER_SUBMITTED  # type: ignore[union-attr]
+    assert service.find_job(old.job_id).error == NEVER_SUBMITTED  # type: ignore[union-attr]
     assert kinds(db, lost.job_id) == ["charge", "refund"]
     assert kinds(db, fresh.job_id) == ["charge"]
     assert kinds(db, foreign.job_id) == ["charge"]
     assert kinds(db, done.job_id) == ["charge"]
-    assert service.store.get_balance(DEMO_USER_ID) == 52
+    assert service.get_balance(DEMO_USER_ID) == 52
     for s in (service, theirs):
         s.close()
     assert_invariant(db)

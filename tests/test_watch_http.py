@@ -12,7 +12,6 @@ import pytest
 from tests.bench.fal_emulator import FalEmulator
 from videogen_cli.catalog import DEMO_USER_ID
 from videogen_cli.core.jobs import JobService, SystemClock
-from videogen_cli.core.requests import prepare_request
 from videogen_cli.core.watching import Backoff, watch
 from videogen_cli.domain import Job
 from videogen_cli.providers.fal import FalQueueProvider
@@ -46,9 +45,8 @@ def test_a_streamed_job_uses_one_connection_for_submit_stream_and_result(
     back to the pool and carries the result fetch. Dropping it instead made a 200-job
     watch hold 33 connections at fal for a moment (the old one not yet closed there)."""
     service = _service(tmp_path, emulator)
-    service.store.grant_credits(DEMO_USER_ID, 100, "test", "test")
-    prepared = prepare_request(
-        service.store,
+    service.grant_credits(DEMO_USER_ID, 100, "test", "test")
+    prepared = service.prepare(
         user_id=DEMO_USER_ID,
         model_ref="veo3.1",
         prompt="a boat",

@@ -18,7 +18,6 @@ from videogen_cli.catalog import DEMO_USER_ID
 from videogen_cli.cli.output import Output
 from videogen_cli.cli.progress import RECENT_CHANGES, LineReporter, LiveReporter, provider_note
 from videogen_cli.core.jobs import JobService, SystemClock
-from videogen_cli.core.requests import prepare_request
 from videogen_cli.core.watching import Backoff, watch
 from videogen_cli.domain import Job, JobStatus
 from videogen_cli.providers.fal import FalQueueProvider
@@ -86,8 +85,7 @@ class Recorder:
 
 
 def create(service: JobService, prompt: str) -> str:
-    prepared = prepare_request(
-        service.store,
+    prepared = service.prepare(
         user_id=DEMO_USER_ID,
         model_ref="veo3.1",
         prompt=prompt,
@@ -102,7 +100,7 @@ def test_forty_jobs_never_have_more_than_the_pool_in_flight(tmp_path: Path) -> N
     gauge = Gauge(SimulatorTransport(db, speed=1000))
     provider = FalQueueProvider("sandbox", transport=gauge, name="simulator")
     service = JobService(SqliteStore(db), lambda: provider, clock=SystemClock())
-    service.store.grant_credits(DEMO_USER_ID, 10_000, "bench", "test")
+    service.grant_credits(DEMO_USER_ID, 10_000, "bench", "test")
     ids = [create(service, f"boat {i}") for i in range(40)]
     result = watch(
         service,

@@ -14,7 +14,6 @@ import pytest
 from tests.support.fakes import FakeClock
 from videogen_cli.catalog import DEMO_USER_ID
 from videogen_cli.core.jobs import JobService
-from videogen_cli.core.requests import prepare_request
 from videogen_cli.core.watching import Backoff, check_once, watch
 from videogen_cli.domain import Job, JobStatus
 from videogen_cli.providers.fal import FalQueueProvider
@@ -87,8 +86,7 @@ def wired(tmp_path: Path, clock: FakeClock) -> Iterator[tuple[JobService, Record
 
 
 def submit(service: JobService, transport: Recording, prompt: str = "a boat") -> str:
-    prepared = prepare_request(
-        service.store,
+    prepared = service.prepare(
         user_id=DEMO_USER_ID,
         model_ref="veo3.1",
         prompt=prompt,
@@ -113,7 +111,7 @@ def test_one_job_is_followed_in_one_stream_and_one_result_call(
     statuses = [status for _, _, status in recorder.seen]
     assert statuses == ["pending", "pending", "processing", "completed"]
     assert recorder.seen[-1][0] == 7.0
-    assert service.store.get_job(job_id).video_url == result.jobs[job_id].video_url  # type: ignore[union-attr]
+    assert service.find_job(job_id).video_url == result.jobs[job_id].video_url  # type: ignore[union-attr]
     assert recorder.follows == [(job_id, True, None)]
 
 

@@ -55,6 +55,22 @@ class Model:
     active: bool = True
     name: str = ""
 
+    def to_json(self) -> JsonDict:
+        """One model as `videogen models --json` lists it (tests/test_cli.py
+        `test_models_lists_the_catalog`)."""
+        return {
+            "slug": self.slug,
+            "id": self.id,
+            "endpoint_id": self.endpoint_id,
+            "credits_per_second": self.credits_per_second,
+            "requires_image": self.requires_image,
+            "active": self.active,
+            "settings": {
+                name: {"allowed": list(spec.allowed or ()), "default": spec.default}
+                for name, spec in self.settings.items()
+            },
+        }
+
 
 @dataclass(frozen=True)
 class Job:
@@ -95,7 +111,8 @@ class Job:
         return ProviderIdentity(self.provider, self.provider_origin)
 
     def to_json(self) -> JsonDict:
-        """The job object of design §5, exactly these keys."""
+        """The job object `status --json` prints, exactly these keys (tests/test_cli.py
+        `test_generate_watch_json_streams_job_lines_to_completion` pins them)."""
         return {
             "job_id": self.job_id,
             "user_id": self.user_id,

@@ -45,13 +45,11 @@ def _submit(home: Path, emu: FalEmulator, count: int) -> list[str]:
     from videogen_cli.bootstrap import build_service
     from videogen_cli.catalog import DEMO_USER_ID
     from videogen_cli.config import load_settings
-    from videogen_cli.core.requests import prepare_request
 
     latency, emu.latency = emu.latency, 0.0
     service = build_service(load_settings(_env(home, emu)))
-    service.store.grant_credits(DEMO_USER_ID, 20 * count, "bench", f"bench-{uuid.uuid4()}")
-    prepared = prepare_request(
-        service.store,
+    service.grant_credits(DEMO_USER_ID, 20 * count, "bench", f"bench-{uuid.uuid4()}")
+    prepared = service.prepare(
         user_id=DEMO_USER_ID,
         model_ref="veo3.1",
         prompt="bench",

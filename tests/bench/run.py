@@ -62,17 +62,15 @@ def main() -> None:
     from videogen_cli.bootstrap import build_service
     from videogen_cli.catalog import DEMO_USER_ID
     from videogen_cli.config import load_settings
-    from videogen_cli.core.requests import prepare_request
 
     service = build_service(load_settings())
-    service.store.grant_credits(DEMO_USER_ID, 100_000, "bench", "bench")
+    service.grant_credits(DEMO_USER_ID, 100_000, "bench", "bench")
     keys: list[str] = []
 
     def generate() -> None:
         key = str(uuid.uuid4())
         keys.append(key)
-        prepared = prepare_request(
-            service.store,
+        prepared = service.prepare(
             user_id=DEMO_USER_ID,
             model_ref="veo3.1",
             prompt="bench",
@@ -84,8 +82,7 @@ def main() -> None:
     row("generate on the sandbox (in-process)", timed(generate, 50), 50)
 
     def replay() -> None:
-        prepared = prepare_request(
-            service.store,
+        prepared = service.prepare(
             user_id=DEMO_USER_ID,
             model_ref="veo3.1",
             prompt="bench",

@@ -32,7 +32,6 @@ import httpx
 
 from videogen_cli.catalog import DEMO_USER_ID
 from videogen_cli.core.jobs import JobService, SystemClock
-from videogen_cli.core.requests import prepare_request
 from videogen_cli.core.watching import Backoff, watch
 from videogen_cli.providers.fal import FalQueueProvider
 from videogen_cli.providers.simulator import SimulatorTransport
@@ -102,9 +101,8 @@ def _service(db: Path, latency: float) -> tuple[JobService, Latency]:
 def _jobs(db: Path, count: int, prompt: str = "bench") -> list[str]:
     """`count` submitted jobs (no latency: setting up is not measured)."""
     service, _ = _service(db, 0.0)
-    service.store.grant_credits(DEMO_USER_ID, 20 * count, "bench", "bench")
-    prepared = prepare_request(
-        service.store,
+    service.grant_credits(DEMO_USER_ID, 20 * count, "bench", "bench")
+    prepared = service.prepare(
         user_id=DEMO_USER_ID,
         model_ref="veo3.1",
         prompt=prompt,

@@ -9,7 +9,7 @@ import typer
 
 from videogen_cli.cli.common import JsonOpt, open_session, resolve_user
 from videogen_cli.cli.main import LightCommand, LightGroup
-from videogen_cli.cli.output import Column, Output, command_boundary
+from videogen_cli.cli.output import Output, command_boundary
 
 if TYPE_CHECKING:
     from videogen_cli.config import Settings
@@ -26,57 +26,7 @@ def models(json_mode: JsonOpt = False) -> None:
     ```
     """
     with open_session(json_mode) as s:
-        rows = s.service.store.list_models()
-        if s.out.json_mode:
-            s.out.json(
-                {
-                    "models": [
-                        {
-                            "slug": m.slug,
-                            "id": m.id,
-                            "endpoint_id": m.endpoint_id,
-                            "credits_per_second": m.credits_per_second,
-                            "requires_image": m.requires_image,
-                            "active": m.active,
-                            "settings": {
-                                k: {"allowed": list(v.allowed or ()), "default": v.default}
-                                for k, v in m.settings.items()
-                            },
-                        }
-                        for m in rows
-                    ]
-                }
-            )
-            return
-        for m in rows:
-            kind = "image-to-video" if m.requires_image else "text-to-video"
-            state = "" if m.active else " (inactive)"
-            s.out.result(
-                f"{m.slug:<12} {m.endpoint_id:<30} {m.credits_per_second} credit/s  {kind}{state}"
-            )
-            for name, spec in m.settings.items():
-                allowed = ", ".join(str(a) for a in spec.allowed or ())
-                s.out.result(
-                    f"{'':<13}--{name.replace('_', '-')}: {allowed} (default {spec.default})"
-                )
-
-
-JOB_COLUMNS = [
-    Column("JOB_ID"),
-    Column("STATUS"),
-    Column("MODEL"),
-    Column("CREDITS", justify="right"),
-    Column("CREATED (UTC)"),
-    Column("PROMPT", ellipsis=True),
-]
-LEDGER_COLUMNS = [
-    Column("WHEN (UTC)"),
-    Column("KIND"),
-    Column("DELTA", justify="right"),
-    Column("JOB"),
-    Column("BY"),
-    Column("REASON", ellipsis=True),
-]
+        s.out.emit(s.service.catalog())
 
 
 def jobs(
@@ -95,35 +45,8 @@ def jobs(
     $ videogen jobs --limit 5
     ```
     """
-    from videogen_cli.core.requests import check_uuid
-
     with open_session(json_mode) as s:
-        user_id = check_uuid(user, "user id") if user is not None else None
-        rows = s.service.store.list_jobs(user_id, limit)
-        if s.out.json_mode:
-            s.out.json({"jobs": [j.to_json() for j in rows]})
-            return
-        if not rows:
-            s.out.result("no jobs" + (f" for user {user_id}" if user_id else ""))
-            return
-        s.out.table(
-            JOB_COLUMNS,
-            [
-                [
-                    j.job_id,
-                    j.status.value,
-                    j.model,
-                    j.credits_used,
-                    f"{j.created_at:%Y-%m-%d %H:%M}",
-                    j.prompt,
-                ]
-                for j in rows
-            ],
-        )
-        s.out.info(
-            "note: statuses as stored (may be stale); `videogen status JOB_ID` asks fal "
-            "and updates one"
-        )
+        s.out.emit(s.service.recent_jobs(user, limit))
 
 
 def credits(
@@ -141,37 +64,8 @@ def credits(
     $ videogen credits --user USER_ID
     ```
     """
-    from videogen_cli.core.requests import check_uuid
-    from videogen_cli.errors import NotFoundError
-
     with open_session(json_mode) as s:
-        user_id = check_uuid(resolve_user(s, user), "user id")
-        balance = s.service.store.get_balance(user_id)
-        if balance is None:
-            raise NotFoundError(f"user {user_id} not found", code="user_not_found")
-        ledger = s.service.store.list_ledger(user_id, limit)
-        if s.out.json_mode:
-            s.out.json(
-                {"user_id": user_id, "balance": balance, "ledger": [e.to_json() for e in ledger]}
-            )
-            return
-        s.out.result(f"user {user_id}: {balance} credits")
-        if not ledger:
-            return
-        s.out.table(
-            LEDGER_COLUMNS,
-            [
-                [
-                    f"{e.created_at:%Y-%m-%d %H:%M:%S}",
-                    e.kind.value,
-                    f"{e.delta:+d}",
-                    e.job_id,
-                    e.operator,
-                    e.reason,
-                ]
-                for e in ledger
-            ],
-        )
+        s.out.emit(s.service.credits(resolve_user(s, user), limit))
 
 
 def config(json_mode: JsonOpt = False) -> None:
@@ -187,6 +81,7 @@ def config(json_mode: JsonOpt = False) -> None:
     $ videogen config
     ```
     """
+    from videogen_cli.cli.records import ConfigReport
     from videogen_cli.config import check_provider, load_settings
     from videogen_cli.errors import ConfigError
 
@@ -217,19 +112,7 @@ def config(json_mode: JsonOpt = False) -> None:
                     )
                 )
         described = settings.describe() if settings is not None else _environment_as_set()
-        for name, found in (("problems", problems), ("warnings", warnings)):
-            if found:
-                described[name] = [
-                    {"code": p.code, "message": p.message, "hint": p.hint} for p in found
-                ]
-        if json_mode:
-            out.json(described)
-        else:
-            out.fields({k: v for k, v in described.items() if k not in ("problems", "warnings")})
-            for warning in warnings:
-                out.info(f"warning: {warning.message}\nhint: {warning.hint}")
-            for problem in problems:
-                out.error(problem)
+        out.emit(ConfigReport(described, problems, warnings))
         if problems:
             raise typer.Exit(max(p.exit_code for p in problems))
 

@@ -36,7 +36,7 @@ def open_session(json_mode: bool) -> Iterator[Session]:
         service = build_service(settings)
         try:
             out.note_environment(
-                service.store.backend_name,
+                service.backend_name,
                 settings.provider,
                 database_location(settings),
                 settings.fal_queue_url if settings.fal_key else None,

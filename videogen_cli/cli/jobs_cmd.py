@@ -9,6 +9,13 @@ import typer
 
 from videogen_cli.cli.common import JsonOpt, Session, open_session, resolve_user
 from videogen_cli.cli.options import DEFAULT_MODEL
+from videogen_cli.core.watching import (
+    DEFAULT_FACTOR,
+    DEFAULT_INTERVAL_SECONDS,
+    DEFAULT_MAX_INTERVAL_SECONDS,
+    DEFAULT_TIMEOUT_SECONDS,
+    MAX_CONNECTIONS,
+)
 from videogen_cli.errors import (
     InterruptedError_,
     JobFailedError,
@@ -17,9 +24,8 @@ from videogen_cli.errors import (
 )
 
 if TYPE_CHECKING:
-    from videogen_cli.core.jobs import GenerateOutcome, RefreshOutcome
     from videogen_cli.core.watching import Backoff, WatchResult
-    from videogen_cli.domain import Job, JsonDict
+    from videogen_cli.domain import Job
 
 WATCH_PANEL = "Watch options (with --watch)"
 
@@ -73,23 +79,23 @@ def generate(
             rich_help_panel=WATCH_PANEL,
             help="Give up waiting after this many seconds (exit 6).",
         ),
-    ] = 300.0,
+    ] = DEFAULT_TIMEOUT_SECONDS,
     interval: Annotated[
         float,
         typer.Option(
             "--interval", rich_help_panel=WATCH_PANEL, help="First wait between polls, s."
         ),
-    ] = 5.0,
+    ] = DEFAULT_INTERVAL_SECONDS,
     max_interval: Annotated[
         float,
         typer.Option("--max-interval", rich_help_panel=WATCH_PANEL, help="Longest wait, seconds."),
-    ] = 20.0,
+    ] = DEFAULT_MAX_INTERVAL_SECONDS,
     factor: Annotated[
         float,
         typer.Option(
             "--factor", rich_help_panel=WATCH_PANEL, help="Each wait is this times the last."
         ),
-    ] = 2.0,
+    ] = DEFAULT_FACTOR,
     no_jitter: Annotated[
         bool,
         typer.Option(
@@ -124,14 +130,11 @@ def generate(
 
     backoff = Backoff(interval, max_interval, factor, not no_jitter)
     with open_session(json_mode) as s:
-        from videogen_cli.core.requests import prepare_request
-
         # Bad watch flags must fail before anything is charged (README "Exit codes"), and
         # are bad input even without --watch.
         timeout = check_timeout(timeout)
         backoff.validate()
-        prepared = prepare_request(
-            s.service.store,
+        prepared = s.service.prepare(
             user_id=resolve_user(s, user),
             model_ref=model,
             prompt=prompt,
@@ -154,7 +157,7 @@ def generate(
                 "a job that was created, or creates it once; a charged job that never "
                 "reached fal is refunded by `videogen status`",
             ) from None
-        _print_generate(s, outcome)
+        s.out.emit(outcome)
         if outcome.notice:
             s.out.info(f"notice: {outcome.notice}; `videogen status` follows it")
         if isinstance(outcome.submit_error, ProviderError):
@@ -170,27 +173,6 @@ def generate(
             )
         if watch_:
             _watch_and_exit(s, [outcome.job.job_id], timeout, backoff, stream=not no_stream)
-
-
-def _print_generate(s: Session, outcome: GenerateOutcome) -> None:
-    job = outcome.job
-    data: JsonDict = {
-        "job_id": job.job_id,
-        "status": job.status.value,
-        "credits_used": job.credits_used,
-        "idempotency_key": outcome.idempotency_key,
-        "replayed": outcome.replayed,
-        "balance": outcome.balance,
-    }
-    if job.error is not None:
-        # A job refused or failed at submit says why, so a script need not call status.
-        data["error"] = job.error
-    if s.out.json_mode:
-        s.out.json(data)
-        return
-    if outcome.replayed:
-        s.out.info("replayed: this key was used before; nothing was charged or submitted")
-    s.out.fields(data)
 
 
 def status(
@@ -220,47 +202,26 @@ def status(
         from videogen_cli.core.watching import check_once
 
         if no_sync:
-            outcome = s.service.refresh(job_id, sync=False)
+            s.out.emit(s.service.refresh(job_id, sync=False))
         else:
-            outcome = check_once(s.service, job_id)
-        if not outcome.synced:
-            s.out.info(f"notice: {outcome.not_synced_reason}")
-        if outcome.transient_error:
-            s.out.info(
-                f"warning: no usable answer from the provider ({outcome.transient_error}); "
-                "shown as stored"
-            )
-        _print_job(s, outcome.job, outcome)
-
-
-def _print_job(s: Session, job: Job, outcome: RefreshOutcome | None = None) -> None:
-    data = job.to_json()
-    if outcome is not None and not outcome.synced:
-        # Only then: a synced job is exactly the job object of README "JSON output".
-        # (Human mode printed the reason as a notice on stderr already.)
-        data["synced"] = False
-        if s.out.json_mode:
-            data["sync_reason"] = outcome.not_synced_reason
-    if s.out.json_mode:
-        s.out.json(data)
-        return
-    s.out.fields(data)
+            s.out.emit(check_once(s.service, job_id))
 
 
 def watch_cmd(
     job_ids: Annotated[list[str], typer.Argument(metavar="JOB_ID", help="One or more job UUIDs.")],
-    timeout: TimeoutOpt = 300.0,
-    interval: IntervalOpt = 5.0,
-    max_interval: MaxIntervalOpt = 20.0,
-    factor: FactorOpt = 2.0,
+    timeout: TimeoutOpt = DEFAULT_TIMEOUT_SECONDS,
+    interval: IntervalOpt = DEFAULT_INTERVAL_SECONDS,
+    max_interval: MaxIntervalOpt = DEFAULT_MAX_INTERVAL_SECONDS,
+    factor: FactorOpt = DEFAULT_FACTOR,
     no_jitter: NoJitterOpt = False,
     no_stream: NoStreamOpt = False,
     json_mode: JsonOpt = False,
 ) -> None:
     """Follow jobs until they finish, over fal's status stream or by polling.
 
-    Where fal serves no stream (or with --no-stream) it polls, backing off 5 s → 10 s →
-    20 s. Many jobs share at most 32 connections to fal, each on its own schedule.
+    Where fal serves no stream (or with --no-stream) it polls, backing off {backoff}.
+    Many jobs share at most {max_connections} connections to fal, each on its own
+    schedule.
     Exit 0 when all completed, 1 when any failed, 6 when the deadline passed first
     (the jobs keep running on fal; run the same command again to resume), 130 on
     Ctrl-C.
@@ -278,6 +239,24 @@ def watch_cmd(
         backoff = Backoff(interval, max_interval, factor, not no_jitter)
         backoff.validate()  # a nan or huge wait would never end or overflow (exit 2 instead)
         _watch_and_exit(s, job_ids, check_timeout(timeout), backoff, stream=not no_stream)
+
+
+def _backoff_steps() -> str:
+    """`5 s → 10 s → 20 s`: the default waits between polls, from the defaults."""
+    waits = [DEFAULT_INTERVAL_SECONDS]
+    while waits[-1] * DEFAULT_FACTOR < DEFAULT_MAX_INTERVAL_SECONDS:
+        waits.append(waits[-1] * DEFAULT_FACTOR)
+    if waits[-1] < DEFAULT_MAX_INTERVAL_SECONDS:
+        waits.append(DEFAULT_MAX_INTERVAL_SECONDS)
+    return " → ".join(f"{wait:g} s" for wait in waits)
+
+
+# The watch help quotes the default waits: written from the constants, never by hand.
+watch_cmd.__doc__ = (
+    (watch_cmd.__doc__ or "")
+    .replace("{backoff}", _backoff_steps())
+    .replace("{max_connections}", str(MAX_CONNECTIONS))
+)
 
 
 def _watch_and_exit(

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from videogen_cli.cli.common import JsonOpt, Session, open_session, resolve_user
-from videogen_cli.core.refunds import RefundReport, check_refund_input
+from videogen_cli.core.refunds import check_refund_input
 from videogen_cli.core.refunds import refund as do_refund
 from videogen_cli.core.requests import check_uuid
 from videogen_cli.errors import InterruptedError_, NotIdempotentError, UsageError
@@ -59,7 +59,7 @@ def refund(
             # The store's own dry run: the same checks as the refund, nothing written.
             preview = do_refund(s.service, job_id, credits, reason, who, dry_run=True)
             if dry_run:
-                _print_refund(s, preview)
+                s.out.emit(preview)
                 return
             if preview.refunded_now:
                 _confirm(
@@ -70,7 +70,7 @@ def refund(
                     reason=reason,
                     who=who,
                 )
-        _print_refund(s, do_refund(s.service, job_id, credits, reason, who))
+        s.out.emit(do_refund(s.service, job_id, credits, reason, who))
 
 
 def _login_name() -> str:
@@ -190,7 +190,7 @@ def grant(
             idempotency_key,
         )
         if not yes:
-            before = s.service.store.get_balance(request.user_id)
+            before = s.service.get_balance(request.user_id)
             _confirm(
                 s,
                 f"Grant {request.credits} credits" + (" (a new account)" if before is None else ""),
@@ -203,32 +203,7 @@ def grant(
                 else f"idempotency key {request.idempotency_key}: if it granted before, "
                 "nothing moves",
             )
-        report = do_grant(s.service, request)
-        if s.out.json_mode:
-            s.out.json(report.to_json())
-            return
-        if not report.granted_now:
-            s.out.info(f"key {report.idempotency_key} granted before: nothing moved this time")
-        s.out.fields(report.to_json())
-
-
-def _print_refund(s: Session, report: RefundReport) -> None:
-    if s.out.json_mode:
-        s.out.json(report.to_json())
-        return
-    if report.dry_run and report.refunded_now:
-        s.out.info(
-            f"dry run: would refund {report.moving} credits "
-            f"(balance {report.balance_before} -> {report.balance}); nothing was changed"
-        )
-    elif report.dry_run:
-        s.out.info(
-            f"dry run: already refunded ({report.refunded_credits} credits); "
-            "nothing would move and nothing was changed"
-        )
-    elif not report.refunded_now:
-        s.out.info("already refunded: nothing moved this time")
-    s.out.fields(report.to_json())
+        s.out.emit(do_grant(s.service, request))
 
 
 def replay_key(
@@ -256,18 +231,10 @@ def replay_key(
 
     with open_session(json_mode) as s:
         if show:
-            record = load_record(s.service, key).to_json()
-            if s.out.json_mode:
-                s.out.json(record)
-            else:
-                s.out.fields(record)
+            s.out.emit(load_record(s.service, key))
             return
         verdict = replay_key(s.service, key)
-        data = verdict.to_json()
-        if s.out.json_mode:
-            s.out.json(data)
-        else:
-            s.out.fields(data)
+        s.out.emit(verdict)
         if not verdict.idempotent:
             error = NotIdempotentError(
                 f"key {verdict.key} is not idempotent: expected job {verdict.original_job_id} "

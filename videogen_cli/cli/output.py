@@ -14,13 +14,13 @@ import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Literal, NoReturn
+from typing import Any, Literal, NoReturn, Protocol
 
 import typer
 
 from videogen_cli.errors import UsageError, VideogenError
 
-INTERNAL_ERROR_EXIT = 70  # EX_SOFTWARE: a bug, kept apart from design §4's meanings
+INTERNAL_ERROR_EXIT = 70  # EX_SOFTWARE: a bug, kept apart from README "Exit codes"
 BROKEN_PIPE_EXIT = 141  # 128 + SIGPIPE, what a shell reports for `git log | head`
 
 
@@ -66,6 +66,13 @@ def safe_text(value: object) -> str:
     return "".join(out)
 
 
+def _cell_text(cell: Cell) -> str:
+    """A cell as text: `safe_text` of each line; a tuple's items are lines."""
+    if isinstance(cell, tuple):
+        return "\n".join(safe_text(line) for line in cell) or "-"
+    return safe_text("-" if cell is None else cell)
+
+
 def debug_enabled() -> bool:
     return os.environ.get("VIDEOGEN_DEBUG", "") not in ("", "0")
 
@@ -79,11 +86,24 @@ def safe_lines(text: str) -> str:
     return "\n".join(safe_text(line) for line in text.split("\n"))
 
 
+class Record(Protocol):
+    """A command's result: it carries its JSON form; cli/render.py draws it for people."""
+
+    def to_json(self) -> dict[str, Any]: ...
+
+
+# A table cell: a value (None shows as "-"), or a tuple of lines shown one under another.
+Cell = object
+
+
 @dataclass(frozen=True)
 class Column:
     header: str
     justify: Literal["left", "right"] = "left"
-    ellipsis: bool = False  # the one column that gives way: cut with "…"
+    # At most one column gives way when the table is too wide: `wrap` folds its long
+    # cells onto more lines; `ellipsis` cuts them with "…" (`table` says when it did).
+    ellipsis: bool = False
+    wrap: bool = False
 
 
 class Output:
@@ -113,12 +133,24 @@ class Output:
                 shown = "-" if value is None else str(value)
             self.result(f"{name + ':':<{width}}{safe_text(shown)}")
 
-    def table(self, columns: list[Column], rows: list[list[object]]) -> None:
+    def emit(self, result: Record) -> None:
+        """The one way a command prints its result: `--json` prints the record's
+        `to_json()`, human mode its renderer (cli/render.py)."""
+        if self.json_mode:
+            self.json(result.to_json())
+            return
+        from videogen_cli.cli.render import render
+
+        render(result, self)
+
+    def table(self, columns: list[Column], rows: list[list[Cell]]) -> bool:
         """A list as a rich table with a header on stdout; every cell through `safe_text`.
 
-        Nothing is cut silently: ids never shrink, and a column marked `ellipsis` ends
-        its cut text with `…` (`--json` has the full values). Off a terminal the table
-        is as wide as COLUMNS (default 160), so pipes and logs keep whole lines.
+        Nothing is cut silently: ids never shrink, a column marked `wrap` folds its long
+        cells onto more lines, and one marked `ellipsis` ends its cut text with `…`;
+        returns True when it cut one, so the caller says so (`--json` has the full
+        values). Off a terminal the table is as wide as COLUMNS (default 160), so pipes
+        and logs keep whole lines.
         """
         from rich.console import Console
         from rich.table import Table
@@ -131,36 +163,45 @@ class Output:
             except ValueError:
                 width = 160
         console = Console(file=sys.stdout, width=width, highlight=False, soft_wrap=False)
-        cells = [[safe_text("-" if cell is None else cell) for cell in row] for row in rows]
+        cells = [[_cell_text(cell) for cell in row] for row in rows]
         # Rich shrinks columns to nothing when the table is too wide; size them here
-        # instead: every column as wide as its widest cell, the `ellipsis` one gets the rest.
+        # instead: every column as wide as its widest cell, the one that gives way (wrap
+        # or ellipsis) gets the rest.
         natural = [
-            max([len(c.header), *(len(row[i]) for row in cells)]) for i, c in enumerate(columns)
+            max([len(c.header), *(len(line) for row in cells for line in row[i].split("\n"))])
+            for i, c in enumerate(columns)
         ]
-        fixed = sum(w for w, c in zip(natural, columns, strict=True) if not c.ellipsis)
+        flexible = [c.ellipsis or c.wrap for c in columns]
+        fixed = sum(w for w, flex in zip(natural, flexible, strict=True) if not flex)
         gaps = 2 * (len(columns) - 1)
         rest = console.width - fixed - gaps
-        if rest < 12:  # too narrow: a wider table wraps in the terminal, and cuts nothing
-            rest = 12
+        # Too narrow: a wider table wraps in the terminal, and cuts nothing. A folding
+        # column keeps room for a few words a line, a cut one for the start of its text.
+        least = 30 if any(c.wrap for c in columns) else 12
+        if rest < least:
+            rest = least
             console = Console(
                 file=sys.stdout, width=fixed + gaps + rest, highlight=False, soft_wrap=False
             )
         table = Table(box=None, header_style="bold", pad_edge=False, show_edge=False)
-        for column, size in zip(columns, natural, strict=True):
+        cut = False
+        for column, size, flex in zip(columns, natural, flexible, strict=True):
             table.add_column(
                 column.header,
                 justify=column.justify,
-                no_wrap=True,
-                overflow="ellipsis",
-                min_width=None if column.ellipsis else size,
-                max_width=min(size, rest) if column.ellipsis else None,
+                no_wrap=not column.wrap,
+                overflow="fold" if column.wrap else "ellipsis",
+                min_width=None if flex else size,
+                max_width=min(size, rest) if flex else None,
             )
+            cut = cut or (column.ellipsis and size > rest)
         for row in cells:
             table.add_row(*(Text(cell) for cell in row))
         # rich exits 1 on a closed pipe, which here means "the job failed".
         console.on_broken_pipe = quiet_broken_pipe  # type: ignore[method-assign]
         console.print(table)
         sys.stdout.flush()
+        return cut
 
     def info(self, text: str) -> None:
         """Progress or a notice on stderr (human mode only: JSON mode keeps stderr quiet)."""

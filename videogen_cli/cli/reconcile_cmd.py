@@ -49,13 +49,8 @@ def reconcile(
             detail = f" ({action.detail})" if action.detail else ""
             s.out.info(f"{action.job_id} {action.action.replace('_', ' ')}{detail}")
 
-        summary = run_reconcile(
-            s.service, older_than=older_than, limit=limit, dry_run=dry_run, on_job=progress
+        s.out.emit(
+            run_reconcile(
+                s.service, older_than=older_than, limit=limit, dry_run=dry_run, on_job=progress
+            )
         )
-        data = summary.to_json()
-        if s.out.json_mode:
-            s.out.json(data)
-            return
-        if dry_run:
-            s.out.info("dry run: nothing was moved and no provider was asked")
-        s.out.fields({name: value for name, value in data.items() if name != "jobs"})

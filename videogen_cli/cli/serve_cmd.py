@@ -84,6 +84,7 @@ def token(
     out = Output(json_mode=json_mode)
     with command_boundary(out):
         from videogen_cli.catalog import DEMO_USER_ID
+        from videogen_cli.cli.records import IssuedToken
         from videogen_cli.config import load_settings
         from videogen_cli.core.requests import check_uuid
         from videogen_cli.domain import iso
@@ -106,9 +107,5 @@ def token(
 
         now = int(time.time())
         signed = mint(secret, user_id, ttl, now=now)
-        if json_mode:
-            expires = iso(datetime.fromtimestamp(now + ttl, UTC))
-            out.json({"token": signed, "user_id": user_id, "expires_at": expires})
-        else:
-            out.info(f"note: token for user {user_id}, valid {ttl} s")
-            out.result(signed)
+        expires = iso(datetime.fromtimestamp(now + ttl, UTC))
+        out.emit(IssuedToken(signed, user_id, expires, ttl))

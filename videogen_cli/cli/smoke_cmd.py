@@ -151,10 +151,7 @@ def smoke(
             target.close()
         if junit is not None:
             _write_junit(report, junit)
-        if json_mode:
-            out.json(report.to_json())
-        else:
-            _print_table(report)
+        out.emit(report)
         if report.unreachable is not None:
             # The report above is the answer; in JSON mode no second object follows it.
             out.exit_after_result(
@@ -185,7 +182,7 @@ def _build_target(out: Output, endpoint: str | None, token: str | None, run_id: 
 
     settings = load_settings()
     service = build_service(settings)
-    out.note_environment(service.store.backend_name, settings.provider, str(settings.sandbox_db))
+    out.note_environment(service.backend_name, settings.provider, str(settings.sandbox_db))
     return DirectTarget(
         service,
         provider=settings.provider,
@@ -303,43 +300,6 @@ def _write_junit(report: SmokeReport, path: Path) -> None:
         ) from None
 
 
-_STYLE = {
-    "passed": "green",
-    "failed": "red",
-    "skipped": "yellow",
-    "running": "cyan",
-    "waiting": "dim",
-}
-
-
-def _print_table(report: SmokeReport) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    from videogen_cli.core.smoke.results import CheckStatus
-
-    console = Console(file=sys.stdout, highlight=False, soft_wrap=False)
-    table = Table(box=None, pad_edge=False, show_edge=False)
-    table.add_column("check")
-    table.add_column("result")
-    table.add_column("seconds", justify="right")
-    for check in report.checks:
-        style = _STYLE[check.status.value]
-        table.add_row(check.name, f"[{style}]{check.status.value}[/]", f"{check.seconds:.1f}")
-    console.print(table)
-    # Messages as plain lines: rich would wrap them, and CI logs are grepped.
-    for check in report.checks:
-        if check.status.value != "passed":
-            sys.stdout.write(f"{check.name} {check.status.value}: {check.message}\n")
-    counts = {s.value: report.count(s) for s in CheckStatus}
-    verdict = "passed" if report.passed else "FAILED"
-    sys.stdout.write(
-        f"smoke {verdict}: {counts['passed']} passed, {counts['failed']} failed, "
-        f"{counts['skipped']} skipped against {report.target}\n"
-    )
-    sys.stdout.flush()
-
-
 def _reporter(out: Output) -> Any:
     if out.json_mode:
         return _Quiet()
@@ -414,13 +374,15 @@ class _LiveView:
     def _render(self) -> Any:
         from rich.table import Table
 
+        from videogen_cli.cli.render import SMOKE_STYLES
+
         table = Table(box=None, pad_edge=False, show_edge=False)
         for column in ("check", "state", "elapsed"):
             table.add_column(column, overflow="fold")
         now = time.monotonic()
         for name, (state, detail) in self.rows.items():
             elapsed = self.seconds.get(name, now - self.started_at.get(name, now))
-            style = _STYLE.get(state, "")
+            style = SMOKE_STYLES.get(state, "")
             cell = f"[{style}]{state}[/]" if style else state
             if detail:
                 cell += f" [dim]{detail}[/]"

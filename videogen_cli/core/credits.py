@@ -61,7 +61,7 @@ def check_grant_input(
 
 def grant(service: JobService, request: GrantRequest) -> GrantReport:
     """Add credits (creating the account when new); once per idempotency key."""
-    outcome = service.store.grant_credits(
+    outcome = service.grant_credits(
         request.user_id,
         request.credits,
         request.reason,

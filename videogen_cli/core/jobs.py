@@ -19,15 +19,28 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from videogen_cli.core.requests import PreparedRequest, check_idempotency_key, check_uuid
+from videogen_cli.core.reports import CreditsReport, JobList, ModelCatalog
+from videogen_cli.core.requests import (
+    PreparedRequest,
+    check_idempotency_key,
+    check_uuid,
+    prepare_request,
+)
 from videogen_cli.domain import (
+    GrantOutcome,
+    IdempotencyRecord,
     Job,
     JobStatus,
+    JsonDict,
+    LedgerEntry,
+    Model,
     NewJob,
     ProviderHandle,
     ProviderIdentity,
     ProviderState,
     ProviderStatus,
+    RefundOutcome,
+    StrandedSweep,
 )
 from videogen_cli.errors import NotFoundError, ProviderError, RefusedError, VideogenError
 from videogen_cli.ports import NEVER_SUBMITTED, JobStore, VideoProvider
@@ -72,6 +85,22 @@ class GenerateOutcome:
     # kept and followed (see providers/fal.py); the caller may say so.
     notice: str | None = None
 
+    def to_json(self) -> JsonDict:
+        """The object `generate --json` prints (tests/test_cli.py
+        `test_generate_prints_exactly_the_generate_object`)."""
+        data: JsonDict = {
+            "job_id": self.job.job_id,
+            "status": self.job.status.value,
+            "credits_used": self.job.credits_used,
+            "idempotency_key": self.idempotency_key,
+            "replayed": self.replayed,
+            "balance": self.balance,
+        }
+        if self.job.error is not None:
+            # A job refused or failed at submit says why, so a script need not call status.
+            data["error"] = self.job.error
+        return data
+
 
 @dataclass(frozen=True)
 class RefreshOutcome:
@@ -86,6 +115,16 @@ class RefreshOutcome:
     # it at the same time: this call moved no credit (`reconcile` counts it as synced).
     failed_elsewhere: bool = False
 
+    def to_json(self) -> JsonDict:
+        """The object `status --json` prints: the job object, plus `synced: false` and
+        `sync_reason` only for another provider's job (README "Each job stays with its
+        provider")."""
+        data = self.job.to_json()
+        if not self.synced:
+            data["synced"] = False
+            data["sync_reason"] = self.not_synced_reason
+        return data
+
 
 def provider_handle(job: Job) -> ProviderHandle:
     """What the provider needs to follow a submitted job."""
@@ -99,6 +138,11 @@ def provider_handle(job: Job) -> ProviderHandle:
 
 
 class JobService:
+    """What everything above the core (the commands, `serve`, `smoke`) calls: a method
+    per command, and the store stays private (`_store`). Where the core adds no rule of
+    its own, a method hands the call to the store's operation of the same name, whose
+    rules live in the store (SQL functions `videogen_*`)."""
+
     def __init__(
         self,
         store: JobStore,
@@ -107,7 +151,7 @@ class JobService:
         clock: Any = None,
         submit_grace_seconds: float = 600.0,
     ) -> None:
-        self.store = store
+        self._store = store
         self._provider_factory = provider_factory
         self._provider: VideoProvider | None = None
         self._deadline: float | None = None
@@ -131,7 +175,118 @@ class JobService:
     def close(self) -> None:
         if self._provider is not None:
             self._provider.close()
-        self.store.close()
+        self._store.close()
+
+    @property
+    def backend_name(self) -> str:
+        """The store's kind ("sandbox", "postgres", "supabase"), for notes and reports."""
+        return self._store.backend_name
+
+    def swap_store(self, store: JobStore) -> JobStore:
+        """Use ``store`` from now on and return the one used so far.
+
+        `watch` wraps the store so its worker threads share it one call at a time
+        (core/watching.py `_LockedStore`), and puts the original back afterwards.
+        """
+        previous, self._store = self._store, store
+        return previous
+
+    # --- reading -----------------------------------------------------------------------------
+    def catalog(self) -> ModelCatalog:
+        """`videogen models`: every model, active or not."""
+        return ModelCatalog(tuple(self._store.list_models()))
+
+    def list_models(self) -> list[Model]:
+        return self._store.list_models()
+
+    def get_model(self, slug_or_id: str) -> Model | None:
+        return self._store.get_model(slug_or_id)
+
+    def recent_jobs(self, user_id: str | None = None, limit: int = 20) -> JobList:
+        """`videogen jobs`: newest first, as stored (no provider is asked)."""
+        checked = check_uuid(user_id, "user id") if user_id is not None else None
+        return JobList(tuple(self._store.list_jobs(checked, limit)), checked)
+
+    def credits(self, user_id: str, limit: int = 20) -> CreditsReport:
+        """`videogen credits`: the balance and the latest ledger rows; raises
+        NotFoundError (user_not_found) for a user the store does not know."""
+        user_id = check_uuid(user_id, "user id")
+        balance = self._store.get_balance(user_id)
+        if balance is None:
+            raise NotFoundError(f"user {user_id} not found", code="user_not_found")
+        ledger = self._store.list_ledger(user_id, limit)
+        return CreditsReport(user_id, balance, tuple(ledger))
+
+    def get_balance(self, user_id: str) -> int | None:
+        """The user's balance, or None for a user the store does not know."""
+        return self._store.get_balance(user_id)
+
+    def list_ledger(self, user_id: str, limit: int = 50) -> list[LedgerEntry]:
+        return self._store.list_ledger(user_id, limit)
+
+    def list_jobs(self, user_id: str | None = None, limit: int = 20) -> list[Job]:
+        return self._store.list_jobs(user_id, limit)
+
+    def find_job(self, job_id: str) -> Job | None:
+        """The stored job, or None: `get_job` without the not-found error."""
+        return self._store.get_job(job_id)
+
+    def get_idempotency_record(self, key: str) -> IdempotencyRecord | None:
+        return self._store.get_idempotency_record(key)
+
+    def list_unfinished_jobs(self, older_than: float, limit: int) -> list[Job]:
+        return self._store.list_unfinished_jobs(older_than, limit)
+
+    # --- moving credits (operators) ------------------------------------------------------
+    def refund_job(
+        self,
+        job_id: str,
+        credits: int | None,
+        reason: str,
+        operator: str,
+        *,
+        dry_run: bool = False,
+    ) -> RefundOutcome:
+        return self._store.refund_job(job_id, credits, reason, operator, dry_run=dry_run)
+
+    def grant_credits(
+        self,
+        user_id: str,
+        credits: int,
+        reason: str,
+        operator: str,
+        *,
+        idempotency_key: str | None = None,
+    ) -> GrantOutcome:
+        return self._store.grant_credits(
+            user_id, credits, reason, operator, idempotency_key=idempotency_key
+        )
+
+    def sweep_stranded(
+        self, grace_seconds: float, *, limit: int | None = None, dry_run: bool = False
+    ) -> StrandedSweep:
+        return self._store.sweep_stranded(grace_seconds, limit=limit, dry_run=dry_run)
+
+    # --- preparing ---------------------------------------------------------------------------
+    def prepare(
+        self,
+        *,
+        user_id: str,
+        model_ref: str,
+        prompt: str,
+        image_url: str | None,
+        settings: dict[str, Any],
+    ) -> PreparedRequest:
+        """What a user typed, validated and priced against this store's catalog, before
+        any charge; raises UsageError (2), NotFoundError (3), RefusedError (4)."""
+        return prepare_request(
+            self._store,
+            user_id=user_id,
+            model_ref=model_ref,
+            prompt=prompt,
+            image_url=image_url,
+            settings=settings,
+        )
 
     # --- generate --------------------------------------------------------------------------
     def generate(
@@ -154,7 +309,7 @@ class JobService:
         # simulator whose database is unusable) must fail before any charge.
         provider = self.provider
         identity = provider.identity
-        created = self.store.create_job(
+        created = self._store.create_job(
             NewJob(
                 user_id=prepared.request["user_id"],
                 idempotency_key=key,
@@ -177,10 +332,10 @@ class JobService:
         except (RefusedError, ProviderError) as exc:
             # fal refused, or could not be reached after the retries that cannot create a
             # second job: the user must not pay for a video that will never come.
-            failed = self.store.fail_job(job.job_id, f"submission failed: {exc.message}")
+            failed = self._store.fail_job(job.job_id, f"submission failed: {exc.message}")
             balance = created.balance + failed.refunded_credits - job.refunded_credits
             return GenerateOutcome(failed, key, False, balance, submit_error=exc)
-        recorded = self.store.record_submission(
+        recorded = self._store.record_submission(
             job.job_id, prepared.model.endpoint_id, submission, identity
         )
         balance = created.balance
@@ -193,7 +348,7 @@ class JobService:
 
     # --- status ----------------------------------------------------------------------------
     def get_job(self, job_id: str) -> Job:
-        job = self.store.get_job(check_uuid(job_id, "job id"))
+        job = self._store.get_job(check_uuid(job_id, "job id"))
         if job is None:
             raise NotFoundError(
                 f"job {job_id} not found",
@@ -223,7 +378,7 @@ class JobService:
         if job.provider_request_id is None:
             age = self.clock.now() - job.created_at.timestamp()
             if age > self.submit_grace_seconds:
-                return RefreshOutcome(self.store.fail_job(job.job_id, NEVER_SUBMITTED))
+                return RefreshOutcome(self._store.fail_job(job.job_id, NEVER_SUBMITTED))
             return RefreshOutcome(job)
         foreign = self.not_mine(job)
         if foreign is not None:
@@ -248,22 +403,22 @@ class JobService:
         ProviderError when that fetch fails; the job is then left as it was.
         """
         if status.state is ProviderState.IN_QUEUE:
-            return self.store.apply_status(
+            return self._store.apply_status(
                 job.job_id, JobStatus.PENDING, queue_position=status.queue_position
             )
         if status.state is ProviderState.IN_PROGRESS:
-            return self.store.apply_status(job.job_id, JobStatus.PROCESSING)
+            return self._store.apply_status(job.job_id, JobStatus.PROCESSING)
         if status.error:
-            return self.store.fail_job(job.job_id, status.error)
+            return self._store.fail_job(job.job_id, status.error)
         result = self.provider.result(provider_handle(job))
         if result.video_url:
-            return self.store.apply_status(
+            return self._store.apply_status(
                 job.job_id,
                 JobStatus.COMPLETED,
                 video_url=result.video_url,
                 thumbnail_url=result.thumbnail_url,
             )
-        return self.store.fail_job(job.job_id, result.error or "no video in the result")
+        return self._store.fail_job(job.job_id, result.error or "no video in the result")
 
     def not_mine(self, job: Job) -> str | None:
         """Why the configured provider may not sync this job, or None when it may.
@@ -285,7 +440,7 @@ class JobService:
 
     def _not_found(self, job: Job, exc: ProviderError) -> RefreshOutcome:
         """One "not found" answer: counted; only the NOT_FOUND_LIMIT-th in a row fails."""
-        noted = self.store.note_not_found(job.job_id)
+        noted = self._store.note_not_found(job.job_id)
         if noted.status.terminal:
             # Another process finished it meanwhile: nothing moved here.
             return RefreshOutcome(noted, failed_elsewhere=noted.status is JobStatus.FAILED)
@@ -301,7 +456,7 @@ class JobService:
             f"its provider did not know the request {noted.not_found_count} times in a row: "
             f"{exc.message}"
         )
-        failed = self.store.fail_job(job.job_id, error)
+        failed = self._store.fail_job(job.job_id, error)
         # Concurrent callers each get their own count from note_not_found, so the stored
         # error names the one whose fail_job refunded; the others moved nothing and say so
         # (several `reconcile` runs at once add up to one refund per job).

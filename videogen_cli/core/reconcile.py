@@ -117,7 +117,6 @@ def reconcile(
 ) -> ReconcileSummary:
     """Sweep the unfinished jobs once; ``on_job`` hears about each job as it is done."""
     check_options(older_than, limit)
-    store = service.store
     # A stranded job must be past the grace period AND as old as asked.
     grace = max(service.submit_grace_seconds, older_than)
     summary = ReconcileSummary(dry_run, older_than, grace)
@@ -127,9 +126,9 @@ def reconcile(
         if on_job is not None:
             on_job(action)
 
-    unfinished = store.list_unfinished_jobs(older_than, limit)
+    unfinished = service.list_unfinished_jobs(older_than, limit)
     # The store decides what is stranded, in one locked operation, by its own clock.
-    swept = store.sweep_stranded(grace, limit=limit, dry_run=dry_run)
+    swept = service.sweep_stranded(grace, limit=limit, dry_run=dry_run)
     summary.stranded_refunded_credits = swept.refunded_credits
     stranded = set(swept.job_ids)
     stranded_action = "would_refund_stranded" if dry_run else "stranded_and_refunded"

@@ -96,7 +96,7 @@ def refund(
     the amount already refunded). A job refunded in full answers `refunded_now=False`.
     """
     check_credits(credits)
-    outcome = service.store.refund_job(
+    outcome = service.refund_job(
         check_uuid(job_id, "job id"), credits, reason, operator, dry_run=dry_run
     )
     return _report(outcome, dry_run)

@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from videogen_cli.core.jobs import GenerateOutcome, JobService
-from videogen_cli.core.requests import prepare_request
 from videogen_cli.domain import IdempotencyRecord, JsonDict
 from videogen_cli.errors import NotFoundError
 
@@ -43,7 +42,7 @@ class ReplayVerdict:
 
 
 def load_record(service: JobService, key: str) -> IdempotencyRecord:
-    record = service.store.get_idempotency_record(key.strip())
+    record = service.get_idempotency_record(key.strip())
     if record is None:
         raise NotFoundError(
             f"idempotency key {key!r} not found",
@@ -56,15 +55,14 @@ def load_record(service: JobService, key: str) -> IdempotencyRecord:
 def replay_key(service: JobService, key: str) -> ReplayVerdict:
     record = load_record(service, key)
     request = record.request
-    prepared = prepare_request(
-        service.store,
+    prepared = service.prepare(
         user_id=request["user_id"],
         model_ref=request["model"],
         prompt=request["prompt"],
         image_url=request.get("image_url"),
         settings=dict(request.get("settings") or {}),
     )
-    before = service.store.get_balance(record.user_id) or 0
+    before = service.get_balance(record.user_id) or 0
     outcome = service.generate(prepared, record.key)
-    after = service.store.get_balance(record.user_id) or 0
+    after = service.get_balance(record.user_id) or 0
     return ReplayVerdict(record.key, record.job_id, outcome, before, after)

@@ -35,6 +35,14 @@ if TYPE_CHECKING:
 # Requests in flight to the provider at most, for any number of jobs.
 MAX_CONNECTIONS = 32
 
+# The defaults of `watch` and `generate --watch` (README "Commands" quotes them; the CLI's
+# options and help texts read them from here): give up after 5 minutes; first wait 5 s,
+# doubling up to 20 s between polls.
+DEFAULT_TIMEOUT_SECONDS = 300.0
+DEFAULT_INTERVAL_SECONDS = 5.0
+DEFAULT_MAX_INTERVAL_SECONDS = 20.0
+DEFAULT_FACTOR = 2.0
+
 # Sane bounds for watching (README "Commands", `watch`): a week is longer than any video
 # job; an hour between polls is the longest wait that still looks like watching. Every
 # bound also keeps the arithmetic finite (no overflow, no nan deadline that never passes).
@@ -66,27 +74,32 @@ def check_timeout(timeout: float) -> float:
     if isinstance(timeout, int | float) and math.isfinite(timeout) and timeout <= 0:
         raise UsageError(
             f"--timeout must be greater than 0, not {timeout:g}",
-            hint="pass the seconds to wait, e.g. --timeout 300",
+            hint=f"pass the seconds to wait, e.g. --timeout {DEFAULT_TIMEOUT_SECONDS:g}",
         )
     return _finite_in(
         "--timeout",
         timeout,
         MIN_INTERVAL_SECONDS,
         MAX_TIMEOUT_SECONDS,
-        hint="pass the seconds to wait, e.g. --timeout 300 (at most 604800, a week)",
+        hint=f"pass the seconds to wait, e.g. --timeout {DEFAULT_TIMEOUT_SECONDS:g} "
+        f"(at most {MAX_TIMEOUT_SECONDS:g}, a week)",
     )
 
 
 @dataclass(frozen=True)
 class Backoff:
-    interval: float = 5.0
-    max_interval: float = 20.0
-    factor: float = 2.0
+    interval: float = DEFAULT_INTERVAL_SECONDS
+    max_interval: float = DEFAULT_MAX_INTERVAL_SECONDS
+    factor: float = DEFAULT_FACTOR
     jitter: bool = True
 
     def validate(self) -> None:
         """Refuse (exit 2) waits that are not finite, not positive or out of bounds."""
-        hint = "e.g. --interval 5 --max-interval 20 --factor 2 (seconds; at most 3600)"
+        hint = (
+            f"e.g. --interval {DEFAULT_INTERVAL_SECONDS:g} "
+            f"--max-interval {DEFAULT_MAX_INTERVAL_SECONDS:g} --factor {DEFAULT_FACTOR:g} "
+            f"(seconds; at most {MAX_INTERVAL_SECONDS:g})"
+        )
         interval = _finite_in(
             "--interval", self.interval, MIN_INTERVAL_SECONDS, MAX_INTERVAL_SECONDS, hint=hint
         )
@@ -256,13 +269,16 @@ class _LockedStore:
     connection, so workers share it one call at a time while their provider requests
     run in parallel (a store call is ~1 ms, a provider request ~100 ms)."""
 
-    def __init__(self, inner: JobStore) -> None:
-        self._inner = inner
+    inner: JobStore  # set once, before any worker starts
+
+    def __init__(self) -> None:
         self._lock = threading.Lock()
         self.stopping = False
 
     def __getattr__(self, name: str) -> Any:
-        attr = getattr(self._inner, name)
+        if name == "inner":  # not set yet: say so instead of recursing
+            raise AttributeError(name)
+        attr = getattr(self.inner, name)
         if not callable(attr):
             return attr
 
@@ -359,8 +375,9 @@ class _Watch:
         self.deadline = self.clock.monotonic() + self.timeout
         self.service.set_deadline(self.deadline)
         self.stream = self.stream and hasattr(provider, "stream_status")
-        self.store = _LockedStore(self.service.store)
-        self.service.store = cast("JobStore", self.store)
+        # The service uses the locked store until the watch ends (`_stop`).
+        self.store = _LockedStore()
+        self.store.inner = self.service.swap_store(cast("JobStore", self.store))
         try:
             self._loop()
         finally:
@@ -522,7 +539,7 @@ class _Watch:
         for _ in self.threads:
             self.tasks.put(None)
         if self.inflight == 0 and self.store is not None:
-            self.service.store = self.store._inner
+            self.service.swap_store(self.store.inner)
 
     # --- workers -----------------------------------------------------------------------
 

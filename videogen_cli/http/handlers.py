@@ -1,8 +1,8 @@
 """What each endpoint does, over the same core as the commands; no web framework here.
 
-- generate-video = `videogen generate`: `prepare_request` then `JobService.generate`.
+- generate-video = `videogen generate`: `JobService.prepare` then `JobService.generate`.
 - get-video-status = `videogen status`: `JobService.refresh` (sync with the provider).
-- models = `videogen models`: `store.list_models`, active ones.
+- models = `videogen models`: `JobService.list_models`, the active ones.
 
 Only HTTP concerns live here: the header, the token's user, and the idempotent answer.
 The answer to a generate-video request is derived from the stored job alone
@@ -18,7 +18,6 @@ from videogen_cli.core.jobs import JobService
 from videogen_cli.core.requests import (
     check_idempotency_key,
     check_uuid,
-    prepare_request,
     text_problem,
 )
 from videogen_cli.domain import Job, JobStatus, Model
@@ -67,8 +66,7 @@ def generate_video(
                 "omit user_id: the token says who you are",
             )
     try:
-        prepared = prepare_request(
-            service.store,
+        prepared = service.prepare(
             user_id=user_id,
             model_ref=body.model_id,
             prompt=body.prompt,
@@ -188,7 +186,7 @@ def _job_not_found(job_id: str) -> ApiError:
 
 def models(service: JobService) -> Answer:
     try:
-        rows = service.store.list_models()
+        rows = service.list_models()
     except VideogenError as exc:
         raise from_videogen_error(exc) from None
     return Answer(200, {"models": [model_json(m) for m in rows if m.active]})

@@ -150,7 +150,7 @@ class SmokeSession:
     def _grant(self, books: JobService, user_id: str, credits: int) -> None:
         # The key is derived from the run and the user: a rerun never grants twice.
         key = f"videogen-smoke:{self.options.run_id}:{user_id}:grant"
-        books.store.grant_credits(
+        books.grant_credits(
             user_id,
             credits,
             f"videogen smoke run {self.options.run_id}",
@@ -213,12 +213,12 @@ class SmokeSession:
 
     def _balance(self, user_id: str) -> int | None:
         books = self._books()
-        return None if books is None else books.store.get_balance(user_id)
+        return None if books is None else books.get_balance(user_id)
 
     def _balance_before(self, user_id: str) -> int | None:
         """A balance read before a create: from where the job will be, if anywhere."""
         books = self.target.candidate_books()
-        return None if books is None else books.store.get_balance(user_id)
+        return None if books is None else books.get_balance(user_id)
 
     def _remaining(self) -> float:
         return self.deadline - self.clock.monotonic()
@@ -425,7 +425,7 @@ class SmokeSession:
         books = self._books()
         if books is None:
             return None
-        return len(books.store.list_jobs(user_id, limit=LEDGER_LIMIT))
+        return len(books.list_jobs(user_id, limit=LEDGER_LIMIT))
 
     def completes_with_video(self, name: str) -> str:
         first = self._need_primary("completing")
@@ -496,10 +496,10 @@ class SmokeSession:
                 f"job {view.job_id} failed and refunded {used} credits (from get-video-status); "
                 f"{self._not_checked_balances()}"
             )
-        after = books.store.get_balance(self.user.user_id)
+        after = books.get_balance(self.user.user_id)
         kinds = Counter(
             e.kind
-            for e in books.store.list_ledger(self.user.user_id, limit=LEDGER_LIMIT)
+            for e in books.list_ledger(self.user.user_id, limit=LEDGER_LIMIT)
             if e.job_id == view.job_id
         )
         if kinds[LedgerKind.CHARGE] != 1 or kinds[LedgerKind.REFUND] != 1 or after != before:
@@ -549,16 +549,16 @@ class SmokeSession:
         first = self.primary
         if first is None or not first.ok or first.job_id is None:
             return "not tried: create_pending made no job"
-        job = books.store.get_job(first.job_id)
+        job = books.find_job(first.job_id)
         if job is None or job.status.value != "completed":
             state = job.status.value if job else "missing"
             return f"not tried: job {first.job_id} is {state}, not completed"
         reason = f"videogen smoke run {self.options.run_id}: refund once"
-        before = books.store.get_balance(job.user_id)
+        before = books.get_balance(job.user_id)
         self._progress(f"refunding job {job.job_id}")
         once = refund(books, job.job_id, None, reason, OPERATOR)
         twice = refund(books, job.job_id, None, reason, OPERATOR)
-        after = books.store.get_balance(job.user_id)
+        after = books.get_balance(job.user_id)
         problems = []
         if not once.refunded_now or once.refunded_credits != job.credits_used:
             problems.append(
@@ -590,10 +590,10 @@ class _FailingJob:
 def _invariant_problems(books: JobService, user_id: str) -> list[str]:
     """README "Money rules": balance == sum of the ledger, never negative, failed jobs
     refunded exactly once."""
-    balance = books.store.get_balance(user_id)
+    balance = books.get_balance(user_id)
     if balance is None:
         return []
-    ledger = books.store.list_ledger(user_id, limit=LEDGER_LIMIT)
+    ledger = books.list_ledger(user_id, limit=LEDGER_LIMIT)
     problems = []
     total = sum(e.delta for e in ledger)
     if total != balance:
@@ -601,7 +601,7 @@ def _invariant_problems(books: JobService, user_id: str) -> list[str]:
     if balance < 0:
         problems.append(f"user {user_id}: negative balance {balance}")
     refunds = Counter(e.job_id for e in ledger if e.kind is LedgerKind.REFUND)
-    for job in books.store.list_jobs(user_id, limit=LEDGER_LIMIT):
+    for job in books.list_jobs(user_id, limit=LEDGER_LIMIT):
         if refunds[job.job_id] > 1:
             problems.append(f"job {job.job_id}: {refunds[job.job_id]} refunds")
         if job.status.value == "failed" and (

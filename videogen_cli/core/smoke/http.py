@@ -224,7 +224,7 @@ class HttpTarget:
         if books is None:
             return False
         try:
-            job = books.store.get_job(job_id)
+            job = books.find_job(job_id)
         except VideogenError:
             job = None
         if job is None or job.user_id != who.user_id:

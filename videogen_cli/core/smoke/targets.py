@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from videogen_cli.core.jobs import JobService
-from videogen_cli.core.requests import duration_seconds, prepare_request
+from videogen_cli.core.requests import duration_seconds
 from videogen_cli.core.watching import Backoff, WatchResult, watch
 from videogen_cli.domain import Job, JsonDict, Model
 from videogen_cli.errors import (
@@ -198,7 +198,7 @@ class DirectTarget:
         self.service = service
         self.description = where
         self.environment: JsonDict = {
-            "backend": service.store.backend_name,
+            "backend": service.backend_name,
             "provider": provider,
         }
         self.can_fail_on_purpose: bool | None = provider == "simulator"
@@ -207,16 +207,15 @@ class DirectTarget:
 
     def probe(self) -> None:
         try:
-            self.service.store.list_models()
+            self.service.list_models()
         except BackendError as exc:
             raise TargetUnreachable(exc.message, hint=exc.hint) from exc
 
     def plan_request(self, model: str | None, prompt: str) -> SmokeRequest:
-        store = self.service.store
         if model is None:
-            chosen, duration = cheapest_text_model(store.list_models())
+            chosen, duration = cheapest_text_model(self.service.list_models())
         else:
-            found = store.get_model(model)
+            found = self.service.get_model(model)
             if found is None:
                 raise NotFoundError(
                     f"model {model!r} not found",
@@ -224,8 +223,7 @@ class DirectTarget:
                     hint="list the models with: videogen models",
                 )
             chosen, duration = cheapest_text_model([found])
-        prepared = prepare_request(
-            store,
+        prepared = self.service.prepare(
             user_id=self._user.user_id,
             model_ref=chosen.slug,
             prompt=prompt,
@@ -262,8 +260,7 @@ class DirectTarget:
     def create(self, who: Principal, request: SmokeRequest, key: str) -> CreateAnswer:
         self.service.set_deadline(None)  # an earlier watch's deadline is not this call's
         try:
-            prepared = prepare_request(
-                self.service.store,
+            prepared = self.service.prepare(
                 user_id=who.user_id,
                 model_ref=request.model,
                 prompt=request.prompt,
