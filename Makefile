@@ -53,6 +53,7 @@ lint: install
 	$(BIN)/ruff check videogen_cli tests
 	$(BIN)/ruff format --check videogen_cli tests
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 fmt: install
 	$(BIN)/ruff check --fix videogen_cli tests

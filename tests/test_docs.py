@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import shlex
+from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -13,9 +14,11 @@ import typer.main
 from typer.testing import CliRunner
 
 from videogen_cli.cli.main import app
+from videogen_cli.errors import ErrorCode
 from videogen_cli.providers.simulator import PROMPT_WORDS
 
-README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text()
 COMMANDS = ["generate", "status", "watch", "refund", "replay-key", "grant", "models", "jobs",
             "credits", "config", "db sql", "db migrate", "sandbox reset", "serve",
             "token", "reconcile",
@@ -76,8 +79,96 @@ def test_every_command_has_help_with_an_example(command: str) -> None:
 
 
 def test_readme_lists_every_exit_code_of_the_design() -> None:
-    for code in (0, 1, 2, 3, 4, 5, 6, 130):
+    led_to = {c.exit_code for c in ErrorCode if c.exit_code is not None}
+    for code in sorted({0, 1, 2, 3, 4, 5, 6, 130} | led_to):
         assert f"\n| {code} |" in README
+
+
+# --- error codes: one list (errors.py ErrorCode), the README table, the sources ---------
+
+# A machine code as the sources write it: `code="…"` (a keyword or `default_code = "…"`),
+# `exc.code == "…"`, `error.get("code") == "…"`, `{"code": "…"}`, serve's
+# `ApiError(404, "…")` and `error_body("…")`, and `_describe_validation`'s `return "…", …`.
+_Q = r"""(["'])([^"'\n]*)\1"""
+CODE_IN_PYTHON = [
+    re.compile(r"(?<![\w.])(?:default_)?code\s*(?::\s*ClassVar\[str\]\s*)?=\s*" + _Q),
+    re.compile(r"\.code\s*[!=]=\s*" + _Q),
+    re.compile(r"""\.get\(["']code["']\)\s*[!=]=\s*""" + _Q),
+    re.compile(r"""["']code["']\s*:\s*""" + _Q),
+    re.compile(r"ApiError\(\s*\d{3},\s*" + _Q),
+    re.compile(r"error_body\(\s*" + _Q),
+    re.compile(r"^\s*return\s*\(?\s*" + _Q + r",", re.M),
+]
+# `raise sqlstate 'PTxyz' using message = '<code>'` in the SQL functions.
+CODE_IN_SQL = re.compile(r"message\s*=\s*'([^']*)'")
+
+
+def codes_in_sources(package: Path) -> dict[str, set[str]]:
+    """Every machine code written as a literal in the package, with where it is written."""
+    found: dict[str, set[str]] = defaultdict(set)
+    for path in sorted(package.rglob("*.py")):
+        text = path.read_text()
+        patterns = CODE_IN_PYTHON if "http" in path.parts else CODE_IN_PYTHON[:-1]
+        for pattern in patterns:
+            for match in pattern.finditer(text):
+                line = text.count("\n", 0, match.start()) + 1
+                found[match.group(2)].add(f"{path.relative_to(package.parent)}:{line}")
+    for path in sorted(package.rglob("*.sql")):
+        for line, text in enumerate(path.read_text().splitlines(), 1):
+            for match in CODE_IN_SQL.finditer(text.split("--")[0]):  # not in comments
+                found[match.group(1)].add(f"{path.relative_to(package.parent)}:{line}")
+    return found
+
+
+def readme_error_codes() -> list[tuple[str, int | None, str]]:
+    table = README.split("<!-- error-codes -->")[1].split("<!-- /error-codes -->")[0]
+    lines = table.strip().splitlines()
+    assert lines[:2] == ["| code | exit code | meaning |", "|---|---|---|"]
+    rows = [re.fullmatch(r"\| `([a-z0-9_]+)` \| (\d+|—) \| (.+) \|", line) for line in lines[2:]]
+    assert all(rows), [line for line, row in zip(lines[2:], rows, strict=True) if not row]
+    return [
+        (row[1], None if row[2] == "—" else int(row[2]), row[3]) for row in rows if row is not None
+    ]
+
+
+def test_readme_error_code_table_is_the_enum_both_ways() -> None:
+    documented = readme_error_codes()
+    assert [code for code, _, _ in documented] == [c.value for c in ErrorCode]
+    assert documented == [(c.value, c.exit_code, c.meaning) for c in ErrorCode]
+
+
+def test_every_code_written_in_the_sources_is_in_the_enum() -> None:
+    found = codes_in_sources(ROOT / "videogen_cli")
+    # The scan finds the codes where they are still literals: the SQL functions, at least.
+    assert {"job_not_found", "insufficient_credits", "idempotency_key_in_use"} <= set(found)
+    unknown = {code: sorted(where) for code, where in found.items() if code not in set(ErrorCode)}
+    assert not unknown, f"codes missing from errors.py ErrorCode (and README): {unknown}"
+
+
+def test_the_scan_finds_a_literal_that_is_not_a_member(tmp_path: Path) -> None:
+    package = tmp_path / "videogen_cli"
+    (package / "http").mkdir(parents=True)
+    (package / "mod.py").write_text(
+        'raise UsageError("x", code="no_such_code")\nif exc.code == "nor_this": pass\n'
+    )
+    (package / "http" / "h.py").write_text('raise ApiError(418, "teapot", "short and stout")\n')
+    (package / "f.sql").write_text(
+        "-- raise sqlstate 'PTxyz' using message = '<code>'\n"
+        "raise sqlstate 'PT404' using message = 'sql_only',\n"
+    )
+    assert set(codes_in_sources(package)) == {"no_such_code", "nor_this", "teapot", "sql_only"}
+
+
+def test_every_code_of_serves_status_table_is_in_the_enum() -> None:
+    section = README.split("## For the iOS team")[1].split("\n## ")[0]
+    table = section.split("| status | when | `code` |")[1].split("\n\n")[0]
+    codes = [
+        code
+        for row in table.splitlines()[2:]
+        for code in re.findall(r"`([a-z_]+)`", row.split(" | ")[-1])
+    ]
+    assert "submission_failed" in codes
+    assert set(codes) <= set(ErrorCode)
 
 
 def test_no_help_shows_a_value_type_on_a_flag_or_braces_in_usage() -> None:

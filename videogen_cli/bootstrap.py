@@ -14,6 +14,7 @@ from typing import Any
 from videogen_cli import debuglog
 from videogen_cli.config import Settings, check_provider
 from videogen_cli.core.jobs import JobService
+from videogen_cli.core.smoke.client import EndpointClient
 from videogen_cli.errors import ConfigError
 from videogen_cli.ports import JobStore, VideoProvider
 
@@ -87,3 +88,42 @@ def _missing_extra(extra: str, exc: ImportError) -> ConfigError:
         hint=f"install it next to videogen: {install} "
         f"(from a checkout: pip install -e '.[{extra}]')",
     )
+
+
+# --- The adapters the `db`, `sandbox reset` and `smoke --endpoint` commands use. Named here
+# only, like the stores above (the import contracts in pyproject.toml, README "Layout").
+
+
+def migration_sql() -> str:
+    """The Postgres migration as one SQL script (`videogen db sql`)."""
+    from videogen_cli.storage.migrate import migration_sql as script
+
+    return script()
+
+
+def apply_migration(dsn: str) -> None:
+    """Apply the migration to the database at `dsn` (`videogen db migrate`)."""
+    from videogen_cli.storage.migrate import apply_migration as apply
+
+    apply(dsn)
+
+
+def reset_sandbox(path: Path, user_id: str) -> int | None:
+    """Delete the sandbox database at `path` (and its WAL files), create it again seeded,
+    and return `user_id`'s balance there (`videogen sandbox reset`)."""
+    from videogen_cli.storage.sqlite import SqliteStore
+
+    for leftover in (path, *(path.with_name(path.name + s) for s in ("-wal", "-shm"))):
+        leftover.unlink(missing_ok=True)
+    store = SqliteStore(path)  # creates and seeds the file
+    try:
+        return store.get_balance(user_id)
+    finally:
+        store.close()
+
+
+def open_endpoint_client(base_url: str, headers: dict[str, str]) -> EndpointClient:
+    """The HTTP client `smoke --endpoint` sends its requests with (httpx)."""
+    from videogen_cli.providers.endpoints import HttpxEndpointClient
+
+    return HttpxEndpointClient(base_url, headers)

@@ -181,15 +181,9 @@ def sandbox_reset(
         if not yes and not _confirm(f"Delete {path} and seed it again?"):
             out.info("nothing changed")
             return
-        from videogen_cli.storage.sqlite import SqliteStore
+        from videogen_cli.bootstrap import reset_sandbox
 
-        for leftover in (path, *(path.with_name(path.name + s) for s in ("-wal", "-shm"))):
-            leftover.unlink(missing_ok=True)
-        store = SqliteStore(path)  # creates and seeds the file
-        try:
-            balance = store.get_balance(DEMO_USER_ID)
-        finally:
-            store.close()
+        balance = reset_sandbox(path, DEMO_USER_ID)  # deletes, creates and seeds the file
         data = {"reset": True, "database": str(path), "demo_user": DEMO_USER_ID, "balance": balance}
         if json_mode:
             out.json(data)

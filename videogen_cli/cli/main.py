@@ -378,7 +378,7 @@ def db_sql(json_mode: JsonOpt = False) -> None:
 
     out = Output(json_mode=json_mode)
     with command_boundary(out):
-        from videogen_cli.storage.migrate import migration_sql
+        from videogen_cli.bootstrap import migration_sql
 
         if json_mode:
             out.json({"sql": migration_sql()})
@@ -401,9 +401,9 @@ def db_migrate(json_mode: JsonOpt = False) -> None:
 
     out = Output(json_mode=json_mode)
     with command_boundary(out):
+        from videogen_cli.bootstrap import apply_migration
         from videogen_cli.config import load_settings
         from videogen_cli.errors import ConfigError
-        from videogen_cli.storage.migrate import apply_migration
 
         dsn = os.environ.get("VIDEOGEN_DATABASE_URL", "").strip()
         if not dsn:

@@ -168,11 +168,15 @@ def _build_target(out: Output, endpoint: str | None, token: str | None, run_id: 
     from videogen_cli.config import load_settings
 
     if endpoint is not None and token is not None:
+        from videogen_cli.bootstrap import open_endpoint_client
         from videogen_cli.core.smoke.http import HttpTarget
+        from videogen_cli.http.tokens import mint
 
         return HttpTarget(
             endpoint,
             token,
+            open_client=open_endpoint_client,
+            mint=mint,
             books=_books_for_http,
             jwt_secret=_jwt_secret(),
             apikey=os.environ.get("SUPABASE_ANON_KEY", "").strip() or None,

@@ -22,7 +22,7 @@ from videogen_cli import __version__
 from videogen_cli.config import Settings
 from videogen_cli.core.jobs import JobService
 from videogen_cli.core.requests import MAX_KEY_CHARS, MIN_KEY_CHARS
-from videogen_cli.errors import VideogenError
+from videogen_cli.errors import ErrorCode, VideogenError
 from videogen_cli.http import handlers
 from videogen_cli.http.edge import Edge
 from videogen_cli.http.errors import (
@@ -233,13 +233,13 @@ def _install_error_handlers(app: FastAPI) -> None:
         assert isinstance(exc, StarletteHTTPException)
         if exc.status_code == 404:
             body = error_body(
-                "not_found",
+                ErrorCode.NOT_FOUND,
                 f"no endpoint {request.url.path}",
                 f"the endpoints are described at {OPENAPI}",
             )
         elif exc.status_code == 405:
             body = error_body(
-                "method_not_allowed",
+                ErrorCode.METHOD_NOT_ALLOWED,
                 f"{request.method} is not allowed on {request.url.path}",
                 f"the endpoints are described at {OPENAPI}",
             )
@@ -262,16 +262,20 @@ def _install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, http_error)
 
 
-def _describe_validation(errors: Any) -> tuple[str, str, str]:
+def _describe_validation(errors: Any) -> tuple[ErrorCode, str, str]:
     """(code, message, hint) for the first problem pydantic found, in the request's terms."""
     errors = list(errors)
     for err in errors:
         if err.get("type") == "json_invalid":
-            return "malformed_json", "the body is not valid JSON", "send a JSON object"
+            return ErrorCode.MALFORMED_JSON, "the body is not valid JSON", "send a JSON object"
     for err in errors:
         place = tuple(err.get("loc", ()))
         if place[:1] == ("header",) and str(place[-1]).lower() == "idempotency-key":
-            return "idempotency_key_missing", "the Idempotency-Key header is required", KEY_HINT
+            return (
+                ErrorCode.IDEMPOTENCY_KEY_MISSING,
+                "the Idempotency-Key header is required",
+                KEY_HINT,
+            )
     first = errors[0] if errors else {}
     loc = _field_path(first.get("loc", ()))
     messages = [
@@ -284,8 +288,8 @@ def _describe_validation(errors: Any) -> tuple[str, str, str]:
     message = f"{where}: {said}" if where else said
     hint = f"the request's schema is at {OPENAPI}"
     if loc[:2] == ["query", "job_id"]:
-        return "invalid_job_id", message, "send the job_id generate-video returned"
-    return "invalid_input", message, hint
+        return ErrorCode.INVALID_JOB_ID, message, "send the job_id generate-video returned"
+    return ErrorCode.INVALID_INPUT, message, hint
 
 
 # The tags pydantic adds to a location inside a union (`duration: int | str`).

@@ -17,6 +17,7 @@ import traceback
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from videogen_cli.errors import ErrorCode
 from videogen_cli.http import access_log
 from videogen_cli.http.errors import Answer, ApiError, internal_error
 from videogen_cli.http.tokens import InvalidToken, TokenVerifier
@@ -108,7 +109,7 @@ class Edge:
         except InvalidToken as exc:
             notes["auth_error"] = ApiError(
                 401,
-                "invalid_token",
+                ErrorCode.INVALID_TOKEN,
                 str(exc),
                 "send Authorization: Bearer <user token> (a sandbox token: videogen token)",
                 headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},

@@ -15,6 +15,7 @@ from typing import Any
 
 from videogen_cli.errors import (
     BackendError,
+    ErrorCode,
     NotFoundError,
     RefusedError,
     UsageError,
@@ -71,7 +72,7 @@ class ApiError(Exception):
     def __init__(
         self,
         status: int,
-        code: str,
+        code: ErrorCode | str,
         message: str,
         hint: str | None = None,
         *,
@@ -91,7 +92,7 @@ def render(body: dict[str, Any]) -> bytes:
     return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
 
 
-def error_body(code: str, message: str, hint: str | None) -> dict[str, Any]:
+def error_body(code: ErrorCode | str, message: str, hint: str | None) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "hint": hint}}
 
 
@@ -107,22 +108,22 @@ def from_videogen_error(exc: VideogenError) -> ApiError:
     if isinstance(exc, UsageError):
         return ApiError(400, exc.code, message, hint)
     if isinstance(exc, NotFoundError):
-        if exc.code == "user_not_found":
+        if exc.code == ErrorCode.USER_NOT_FOUND:
             # A signed-in user with no credits account yet has a balance of 0: for the
             # app that is "buy credits", not "who are you".
             return ApiError(
                 402,
-                "insufficient_credits",
+                ErrorCode.INSUFFICIENT_CREDITS,
                 f"{message}: this user has no credits yet",
                 "credits are added with: videogen grant --user <user id> --credits N",
             )
-        if exc.code == "model_not_found":
+        if exc.code == ErrorCode.MODEL_NOT_FOUND:
             hint = f"GET {FUNCTIONS}/models lists the models"
         return ApiError(404, exc.code, message, hint)
     if isinstance(exc, RefusedError):
-        if exc.code == "insufficient_credits":
+        if exc.code == ErrorCode.INSUFFICIENT_CREDITS:
             return ApiError(402, exc.code, message, hint)
-        if exc.code == "model_inactive":  # not in the catalog the app can see
+        if exc.code == ErrorCode.MODEL_INACTIVE:  # not in the catalog the app can see
             return ApiError(404, exc.code, message, f"GET {FUNCTIONS}/models lists the models")
         return ApiError(422, exc.code, message, hint)
     if isinstance(exc, BackendError):
@@ -134,7 +135,7 @@ def internal_error(exc: BaseException) -> ApiError:
     """A bug: its type only; the traceback is not the client's business."""
     return ApiError(
         500,
-        "internal_error",
+        ErrorCode.INTERNAL_ERROR,
         f"internal error ({type(exc).__name__})",
         "the server log has the request; report it with the time of the request",
     )

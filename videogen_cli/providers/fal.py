@@ -59,7 +59,7 @@ from videogen_cli.domain import (
     ProviderStatus,
     Submission,
 )
-from videogen_cli.errors import ProviderError, RefusedError, UsageError
+from videogen_cli.errors import ErrorCode, ProviderError, RefusedError, UsageError
 
 __all__ = [
     "APP_NAMESPACES",
@@ -287,7 +287,7 @@ class FalQueueProvider:
         if not key or not key.isascii() or not key.isprintable():
             raise ProviderError(
                 "the fal API key is empty or contains characters a key cannot have",
-                code="provider_auth",
+                code=ErrorCode.PROVIDER_AUTH,
                 hint=_AUTH_HINT,
             )
         if timeout <= 0:
@@ -380,19 +380,19 @@ class FalQueueProvider:
                 raise ProviderError(
                     f"fal answered the submit with HTTP {code} (redirect to "
                     f"{response.headers.get('location', 'nowhere')}); no job was created",
-                    code="provider_protocol_error",
+                    code=ErrorCode.PROVIDER_PROTOCOL_ERROR,
                     hint="check VIDEOGEN_FAL_QUEUE_URL",
                 )
             if 400 <= code < 500:
                 raise RefusedError(
                     self._scrub(text),
-                    code="provider_rejected",
+                    code=ErrorCode.PROVIDER_REJECTED,
                     hint=f"fal refused the request (HTTP {code}); no job was created on fal",
                 )
             self._outcome_unknown(endpoint_id, f"HTTP {code}: {text}", None)
         raise ProviderError(
             self._scrub(f"fal did not accept the request after {MAX_ATTEMPTS} attempts: {last}"),
-            code="provider_unavailable",
+            code=ErrorCode.PROVIDER_UNAVAILABLE,
             hint="fal is unreachable or overloaded; no job was created, try again later",
         )
 
@@ -403,7 +403,7 @@ class FalQueueProvider:
         if response.status_code == 404:
             raise ProviderError(
                 f"fal does not know request {handle.request_id} ({self._describe(response)})",
-                code="provider_not_found",
+                code=ErrorCode.PROVIDER_NOT_FOUND,
                 hint="check the stored request id and endpoint; fal may have expired it",
             )
         if not 200 <= response.status_code < 300:
@@ -420,7 +420,7 @@ class FalQueueProvider:
             # FAILED/CANCELLED are third-party myths.
             raise ProviderError(
                 f"fal reported an unknown status {raw_state!r} for request {handle.request_id}",
-                code="provider_protocol_error",
+                code=ErrorCode.PROVIDER_PROTOCOL_ERROR,
             ) from None
         if state is ProviderState.IN_QUEUE:
             return ProviderStatus(
@@ -455,7 +455,7 @@ class FalQueueProvider:
             # Like status: an unknown request is never final from one answer.
             raise ProviderError(
                 f"fal does not know request {handle.request_id} ({self._describe(response)})",
-                code="provider_not_found",
+                code=ErrorCode.PROVIDER_NOT_FOUND,
                 hint="check the stored request id and endpoint; fal may have expired it",
             )
         if 400 <= code < 500:
@@ -506,7 +506,7 @@ class FalQueueProvider:
                 if left <= 0:
                     raise ProviderError(
                         f"deadline reached before the fal GET {_path(url)} was sent",
-                        code="provider_timeout",
+                        code=ErrorCode.PROVIDER_TIMEOUT,
                     )
                 if left < read_limit:
                     read_limit, clipped = left, True
@@ -535,7 +535,7 @@ class FalQueueProvider:
             debuglog.log_transport_error(exc)
             raise ProviderError(
                 f"fal status stream not opened: {self._transport_text(exc)}",
-                code="provider_stream_broken",
+                code=ErrorCode.PROVIDER_STREAM_BROKEN,
             ) from None
         try:
             code = response.status_code
@@ -547,7 +547,7 @@ class FalQueueProvider:
                 response.read()
                 raise ProviderError(
                     f"fal refused the status stream (HTTP {code}): {self._describe(response)}",
-                    code="provider_stream_refused",
+                    code=ErrorCode.PROVIDER_STREAM_REFUSED,
                 )
             data: list[str] = []
             lines = response.iter_lines()
@@ -576,7 +576,7 @@ class FalQueueProvider:
                     if left <= 0:
                         raise ProviderError(
                             "deadline reached while following the fal status stream",
-                            code="provider_timeout",
+                            code=ErrorCode.PROVIDER_TIMEOUT,
                         )
                     if read_limit - left > STREAM_DEADLINE_SLACK:
                         return True  # reopen: the next read must not outlive the deadline
@@ -584,22 +584,22 @@ class FalQueueProvider:
             if clipped:
                 raise ProviderError(
                     "deadline reached while following the fal status stream",
-                    code="provider_timeout",
+                    code=ErrorCode.PROVIDER_TIMEOUT,
                 ) from None
             raise ProviderError(
                 f"the fal status stream was silent for {STREAM_QUIET_SECONDS:g} s",
-                code="provider_stream_quiet",
+                code=ErrorCode.PROVIDER_STREAM_QUIET,
             ) from None
         except httpx.TransportError as exc:
             raise ProviderError(
                 f"the fal status stream broke: {self._transport_text(exc)}",
-                code="provider_stream_broken",
+                code=ErrorCode.PROVIDER_STREAM_BROKEN,
             ) from None
         finally:
             response.close()
         raise ProviderError(
             "the fal status stream ended before the request completed",
-            code="provider_stream_broken",
+            code=ErrorCode.PROVIDER_STREAM_BROKEN,
         )
 
     def _stream_event(self, data: str, request_id: str) -> ProviderStatus:
@@ -610,7 +610,7 @@ class FalQueueProvider:
                 self._scrub(
                     f"unreadable event on the fal status stream of {request_id}: {data[:120]!r}"
                 ),
-                code="provider_stream_broken",
+                code=ErrorCode.PROVIDER_STREAM_BROKEN,
             )
         return status
 
@@ -633,7 +633,7 @@ class FalQueueProvider:
             if left <= 0:
                 raise ProviderError(
                     f"deadline reached before the fal {method} {_path(url)} was sent",
-                    code="provider_timeout",
+                    code=ErrorCode.PROVIDER_TIMEOUT,
                 )
             limit = min(limit, left)
         try:
@@ -683,7 +683,7 @@ class FalQueueProvider:
             return response
         raise ProviderError(
             self._scrub(f"fal {what} call failed after {MAX_ATTEMPTS} attempts: {last}"),
-            code="provider_unavailable",
+            code=ErrorCode.PROVIDER_UNAVAILABLE,
             hint="transient trouble at fal; the job keeps running there, ask again later",
         )
 
@@ -697,7 +697,7 @@ class FalQueueProvider:
             asked = f" (fal asked to retry after {delay:g} s)" if retry_after is not None else ""
             raise ProviderError(
                 self._scrub(f"deadline reached while retrying the fal {what} call{asked}: {last}"),
-                code="provider_timeout",
+                code=ErrorCode.PROVIDER_TIMEOUT,
             )
         self._sleep(delay)
 
@@ -716,7 +716,7 @@ class FalQueueProvider:
         try:
             derived = request_urls(self.base_url, handle.endpoint_id, handle.request_id)
         except ValueError as exc:
-            raise UsageError(str(exc), code="invalid_endpoint_id") from None
+            raise UsageError(str(exc), code=ErrorCode.INVALID_ENDPOINT_ID) from None
         given = (handle.status_url, handle.response_url, handle.cancel_url)
         chosen = []
         for url, fallback in zip(given, derived, strict=True):
@@ -734,7 +734,7 @@ class FalQueueProvider:
                 self.base_url, endpoint_id, request_id
             )
         except ValueError as exc:
-            raise UsageError(str(exc), code="invalid_endpoint_id") from None
+            raise UsageError(str(exc), code=ErrorCode.INVALID_ENDPOINT_ID) from None
         warning = self._scrub(
             f"fal answered the submit with {answer} but named request {request_id}; "
             "the job is followed under that id"
@@ -762,7 +762,7 @@ class FalQueueProvider:
             raise ProviderError(
                 f"fal accepted the request (HTTP {response.status_code}) but its answer has "
                 "no request_id; the outcome is unknown",
-                code="provider_outcome_unknown",
+                code=ErrorCode.PROVIDER_OUTCOME_UNKNOWN,
                 hint="look for the request in the fal dashboard before submitting again",
             )
         return Submission(
@@ -789,14 +789,14 @@ class FalQueueProvider:
     def _auth_failed(self, code: int, text: str) -> NoReturn:
         raise ProviderError(
             self._scrub(f"fal refused the API key (HTTP {code}): {text}"),
-            code="provider_auth",
+            code=ErrorCode.PROVIDER_AUTH,
             hint=_AUTH_HINT,
         )
 
     def _unusable(self, exc: httpx.TransportError) -> NoReturn:
         raise ProviderError(
             f"cannot send requests to {self.base_url}: {self._transport_text(exc)}",
-            code="provider_unavailable",
+            code=ErrorCode.PROVIDER_UNAVAILABLE,
             hint="check VIDEOGEN_FAL_QUEUE_URL",
         ) from None
 
@@ -808,7 +808,7 @@ class FalQueueProvider:
                 f"submit to {endpoint_id} failed after the request was sent ({what}); "
                 "the outcome is unknown: fal may have created the job"
             ),
-            code="provider_outcome_unknown",
+            code=ErrorCode.PROVIDER_OUTCOME_UNKNOWN,
             hint="do not resubmit blindly: check the fal dashboard for the request first",
         ) from cause
 
@@ -818,7 +818,7 @@ class FalQueueProvider:
             self._scrub(
                 f"unexpected answer to the fal {what} call (HTTP {response.status_code}): {text}"
             ),
-            code="provider_protocol_error",
+            code=ErrorCode.PROVIDER_PROTOCOL_ERROR,
         )
 
 

@@ -48,7 +48,7 @@ from typing import Any
 import httpx
 
 from videogen_cli.domain import ProviderIdentity
-from videogen_cli.errors import ProviderError
+from videogen_cli.errors import ErrorCode, ProviderError
 from videogen_cli.providers.fal import DEFAULT_BASE_URL, FalQueueProvider, app_base
 
 __all__ = [
@@ -365,7 +365,7 @@ class SimulatorTransport(httpx.BaseTransport):
             except sqlite3.Error as exc:
                 raise ProviderError(
                     f"simulator database unavailable: {exc}",
-                    code="provider_unavailable",
+                    code=ErrorCode.PROVIDER_UNAVAILABLE,
                     hint="check VIDEOGEN_HOME points at a writable folder",
                 ) from exc
         return ProviderIdentity("simulator", f"sandbox:{row[0]}")

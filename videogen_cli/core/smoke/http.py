@@ -4,7 +4,8 @@ team: videogen serve": `videogen serve`, or the deployed Supabase Edge Functions
 Only what the endpoints show is checked here; balances and the ledger come from the
 configured backend when it turns out to be the endpoint's own (a job created over HTTP
 is found there under the token's user), and are otherwise reported as not checked.
-httpx is imported lazily, when a smoke run over HTTP starts.
+Requests go through the `EndpointClient` it is given (core/smoke/client.py; httpx in
+providers/endpoints.py), opened on the first request.
 """
 
 from __future__ import annotations
@@ -14,12 +15,19 @@ import binascii
 import json
 import random
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
 from videogen_cli.core.jobs import JobService
 from videogen_cli.core.requests import check_uuid
+from videogen_cli.core.smoke.client import (
+    EndpointClient,
+    EndpointFailure,
+    EndpointResponse,
+    FailureKind,
+    OpenEndpointClient,
+)
 from videogen_cli.core.smoke.targets import (
     CreateAnswer,
     JobView,
@@ -30,7 +38,7 @@ from videogen_cli.core.smoke.targets import (
 )
 from videogen_cli.core.watching import Backoff
 from videogen_cli.domain import JsonDict
-from videogen_cli.errors import UsageError, VideogenError
+from videogen_cli.errors import ErrorCode, UsageError, VideogenError
 
 FUNCTIONS = "/functions/v1"
 # The catalog's cheapest text-to-video request, for endpoints whose models list is unusable.
@@ -48,7 +56,7 @@ TRANSIENT_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 class UnexpectedAnswer(VideogenError):
     """The endpoint answered something the contract does not allow (a failed check)."""
 
-    default_code = "unexpected_answer"
+    default_code = ErrorCode.UNEXPECTED_ANSWER
 
 
 def token_subject(token: str) -> str:
@@ -86,6 +94,8 @@ class HttpTarget:
         endpoint: str,
         token: str,
         *,
+        open_client: OpenEndpointClient,
+        mint: Callable[[str, str, int], str],
         books: Callable[[], JobService | None] = lambda: None,
         jwt_secret: str | None = None,
         apikey: str | None = None,
@@ -106,18 +116,18 @@ class HttpTarget:
         self._jwt_secret = jwt_secret
         self._apikey = apikey
         self._deadline: float | None = None
-        self._client: Any = None
+        self._open_client = open_client
+        self._mint = mint  # (secret, user id, ttl seconds) -> a user token
+        self._client: EndpointClient | None = None
         self.models_note: str | None = None
 
     # --- plumbing ----------------------------------------------------------------------
-    def _http(self) -> Any:
+    def _http(self) -> EndpointClient:
         if self._client is None:
-            import httpx
-
             headers = {"x-client-info": "videogen-smoke"}
             if self._apikey:
                 headers["apikey"] = self._apikey
-            self._client = httpx.Client(base_url=self.base, headers=headers)
+            self._client = self._open_client(self.base, headers)
         return self._client
 
     def _timeout(self) -> float:
@@ -135,35 +145,36 @@ class HttpTarget:
         who: Principal | None,
         *,
         timeout: float | None = None,
-        **kwargs: Any,
-    ) -> Any:
-        import httpx
-
-        headers = dict(kwargs.pop("headers", {}))
+        headers: Mapping[str, str] | None = None,
+        json: Any = None,
+        params: Mapping[str, str] | None = None,
+    ) -> EndpointResponse:
+        sent = dict(headers or {})
         if who is not None and who.token:
-            headers["Authorization"] = f"Bearer {who.token}"
+            sent["Authorization"] = f"Bearer {who.token}"
         seconds = timeout if timeout is not None else self._timeout()
         try:
-            return self._http().request(method, path, headers=headers, timeout=seconds, **kwargs)
-        except httpx.TimeoutException:
-            raise UnexpectedAnswer(f"{method} {path}: no answer within {seconds:.0f} s") from None
-        except (httpx.ConnectError, httpx.UnsupportedProtocol, httpx.ProxyError) as exc:
+            return self._http().request(
+                method, path, headers=sent, timeout=seconds, json=json, params=params
+            )
+        except EndpointFailure as exc:
+            failure = exc
+        if failure.kind is FailureKind.TIMEOUT:
+            raise UnexpectedAnswer(f"{method} {path}: no answer within {seconds:.0f} s")
+        if failure.kind is FailureKind.UNREACHABLE:
             raise TargetUnreachable(
-                f"{self.base} cannot be reached ({type(exc).__name__}: {exc})",
+                f"{self.base} cannot be reached ({failure.detail})",
                 hint="check --endpoint, and that the server is running",
-            ) from None
-        except httpx.TransportError as exc:
+            )
+        if failure.kind is FailureKind.BROKEN:
             # Connected, then no (valid) answer: the handler crashed or broke the protocol.
             # That is the implementation failing this check, not the target being away
             # (the probe still turns it into "unreachable" before any check runs).
             raise UnexpectedAnswer(
-                f"{method} {path}: the connection closed without a valid answer "
-                f"({type(exc).__name__}: {exc})"
-            ) from None
-        except httpx.HTTPError as exc:  # an undecodable body, endless redirects
-            raise UnexpectedAnswer(
-                f"{method} {path}: no usable answer ({type(exc).__name__}: {exc})"
-            ) from None
+                f"{method} {path}: the connection closed without a valid answer ({failure.detail})"
+            )
+        # An undecodable body, endless redirects.
+        raise UnexpectedAnswer(f"{method} {path}: no usable answer ({failure.detail})")
 
     # --- the Target protocol -----------------------------------------------------------
     def probe(self) -> None:
@@ -239,9 +250,8 @@ class HttpTarget:
 
     def poor_principal(self, user_id: str) -> Principal | str:
         """A token for a user with no credits, or why none can be had."""
-        # The same signing as `videogen token` (PyJWT, imported only here).
-        from videogen_cli.http.tokens import mint
-
+        # The same signing as `videogen token` (the `mint` it was given).
+        mint = self._mint
         if not self._jwt_secret:
             # Signed with a throwaway secret: an endpoint that checks signatures refuses it
             # (401, and the check is skipped with this reason); one that takes any token
@@ -371,14 +381,14 @@ class _Transient(VideogenError):
     """A 429/5xx while polling: the job's state is unknown for now, not wrong."""
 
 
-def _json(response: Any) -> Any:
+def _json(response: EndpointResponse) -> Any:
     try:
         return response.json()
     except ValueError:
         return None
 
 
-def _compact(response: Any, limit: int = 300) -> str:
+def _compact(response: EndpointResponse, limit: int = 300) -> str:
     text = " ".join(response.text.split())
     return text[:limit] + ("…" if len(text) > limit else "")
 
