@@ -156,15 +156,15 @@ class JobService:
         identity = provider.identity
         created = self.store.create_job(
             NewJob(
-                user_id=prepared.request["user_id"],
+                user_id=prepared.request.user_id,
                 idempotency_key=key,
                 fingerprint=prepared.fingerprint,
                 model_slug=prepared.model.slug,
-                prompt=prepared.request["prompt"],
-                image_url=prepared.request["image_url"],
-                settings=prepared.request["settings"],
+                prompt=prepared.request.prompt,
+                image_url=prepared.request.image_url,
+                settings=prepared.request.settings,
                 cost=prepared.cost,
-                request=prepared.request,
+                request=prepared.request.to_json(),
             )
         )
         if created.replayed:
