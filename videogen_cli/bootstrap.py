@@ -9,16 +9,15 @@ from __future__ import annotations
 import importlib
 import sys
 from pathlib import Path
-from typing import Any
 
 from videogen_cli import debuglog
 from videogen_cli.config import Settings, check_provider
 from videogen_cli.core.jobs import JobService
 from videogen_cli.errors import ConfigError
-from videogen_cli.ports import JobStore, VideoProvider
+from videogen_cli.ports import Clock, JobStore, VideoProvider
 
 
-def build_service(settings: Settings, *, clock: Any = None) -> JobService:
+def build_service(settings: Settings, *, clock: Clock | None = None) -> JobService:
     return JobService(
         debuglog.wrap_store(open_store(settings)),
         lambda: open_provider(settings),

@@ -9,7 +9,6 @@ terminal a job's final state is printed once, on stdout, as it happens (README
 
 from __future__ import annotations
 
-import time
 from collections import Counter, deque
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -17,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from videogen_cli.cli.output import Output
     from videogen_cli.domain import Job
+    from videogen_cli.ports import Clock
 
 HEARTBEAT_SECONDS = 60.0
 # Above this many jobs the live table shows a summary row and the latest changes.
@@ -76,10 +76,10 @@ class LineReporter:
     """No terminal: one stderr line per status change, a heartbeat each minute, and
     each job's final state once, on stdout, when it is reached."""
 
-    def __init__(self, out: Output, clock: Any = time) -> None:
+    def __init__(self, out: Output, clock: Clock | None = None) -> None:
         self.out = out
-        self.clock = clock
-        self.started = clock.monotonic()
+        self.clock = clock or _system_clock()
+        self.started = self.clock.monotonic()
         self.last_line = self.started
         self.jobs: dict[str, Job] = {}
         self.printed: set[str] = set()  # jobs whose result line is on stdout already
@@ -136,12 +136,12 @@ class LiveReporter:
     status and the most recent changes, so 500 jobs stay readable.
     """
 
-    def __init__(self, clock: Any = time) -> None:
+    def __init__(self, clock: Clock | None = None) -> None:
         from rich.console import Console
         from rich.live import Live
 
-        self.clock = clock
-        self.started = clock.monotonic()
+        self.clock = clock or _system_clock()
+        self.started = self.clock.monotonic()
         self.jobs: dict[str, Job] = {}
         self.polls: dict[str, int] = {}
         self.notes: dict[str, str] = {}
@@ -242,3 +242,9 @@ class LiveReporter:
     ) -> None:
         self.next_poll_at = None
         self.live.stop()
+
+
+def _system_clock() -> Clock:
+    from videogen_cli.core.jobs import SystemClock
+
+    return SystemClock()

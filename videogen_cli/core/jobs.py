@@ -17,7 +17,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from videogen_cli.core.requests import PreparedRequest, check_idempotency_key, check_uuid
 from videogen_cli.domain import (
@@ -30,7 +29,7 @@ from videogen_cli.domain import (
     ProviderStatus,
 )
 from videogen_cli.errors import NotFoundError, ProviderError, RefusedError, VideogenError
-from videogen_cli.ports import NEVER_SUBMITTED, JobStore, VideoProvider
+from videogen_cli.ports import NEVER_SUBMITTED, Clock, JobStore, VideoProvider
 
 __all__ = [
     "NEVER_SUBMITTED",
@@ -104,14 +103,14 @@ class JobService:
         store: JobStore,
         provider_factory: Callable[[], VideoProvider],
         *,
-        clock: Any = None,
+        clock: Clock | None = None,
         submit_grace_seconds: float = 600.0,
     ) -> None:
         self.store = store
         self._provider_factory = provider_factory
         self._provider: VideoProvider | None = None
         self._deadline: float | None = None
-        self.clock = clock or SystemClock()
+        self.clock: Clock = clock or SystemClock()
         self.submit_grace_seconds = submit_grace_seconds
 
     @property

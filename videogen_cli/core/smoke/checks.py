@@ -12,7 +12,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
 from videogen_cli.core.jobs import JobService, SystemClock
 from videogen_cli.core.refunds import refund
@@ -29,6 +29,7 @@ from videogen_cli.core.smoke.targets import (
 from videogen_cli.core.watching import Backoff
 from videogen_cli.domain import LedgerKind
 from videogen_cli.errors import VideogenError
+from videogen_cli.ports import Clock
 
 # Everything smoke writes to a ledger names it, so a person reading the books knows.
 OPERATOR = "videogen-smoke"
@@ -104,10 +105,12 @@ class SmokePlan:
 class SmokeSession:
     """One smoke run: plan, fund, then every check in order."""
 
-    def __init__(self, target: Target, options: SmokeOptions, *, clock: Any = None) -> None:
+    def __init__(
+        self, target: Target, options: SmokeOptions, *, clock: Clock | None = None
+    ) -> None:
         self.target = target
         self.options = options
-        self.clock = clock or SystemClock()
+        self.clock: Clock = clock or SystemClock()
         self.nonce = uuid.uuid4().hex[:12]  # fresh keys per invocation, even for one run id
         self.request: SmokeRequest | None = None
         self.user: Principal = target.principal()

@@ -31,6 +31,7 @@ from videogen_cli.core.smoke.targets import (
 from videogen_cli.core.watching import Backoff
 from videogen_cli.domain import JsonDict
 from videogen_cli.errors import UsageError, VideogenError
+from videogen_cli.ports import Clock
 
 FUNCTIONS = "/functions/v1"
 # The catalog's cheapest text-to-video request, for endpoints whose models list is unusable.
@@ -89,7 +90,7 @@ class HttpTarget:
         books: Callable[[], JobService | None] = lambda: None,
         jwt_secret: str | None = None,
         apikey: str | None = None,
-        clock: Any = None,
+        clock: Clock | None = None,
     ) -> None:
         from videogen_cli.core.jobs import SystemClock
 
@@ -99,7 +100,7 @@ class HttpTarget:
         self.environment: JsonDict = {"backend": None, "provider": None}
         self.can_fail_on_purpose: bool | None = None
         self.paid = False
-        self.clock = clock or SystemClock()
+        self.clock: Clock = clock or SystemClock()
         self._books_factory = books
         self._books: JobService | None = None
         self._books_state = "unknown"  # "unknown" | "candidate" | "confirmed" | "other"
