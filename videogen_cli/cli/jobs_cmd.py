@@ -125,6 +125,7 @@ def generate(
     backoff = Backoff(interval, max_interval, factor, not no_jitter)
     with open_session(json_mode) as s:
         from videogen_cli.core.requests import prepare_request
+        from videogen_cli.domain import JobStatus
 
         # Bad watch flags must fail before anything is charged (README "Exit codes"), and
         # are bad input even without --watch.
@@ -161,7 +162,7 @@ def generate(
             # fal could not be reached (exit 5); the job is failed and refunded. A refusal
             # by fal (4xx) is a failed job like any other: exit 1 below.
             s.out.exit_after_result(outcome.submit_error)
-        if outcome.job.status.value == "failed":
+        if outcome.job.status is JobStatus.FAILED:
             s.out.exit_after_result(
                 JobFailedError(
                     f"job {outcome.job.job_id} failed: {outcome.job.error}",

@@ -27,8 +27,10 @@ _STATUSES = ("pending", "processing", "completed", "failed")
 
 def describe(job: Job) -> str:
     """`pending (queue position 2)`, `completed https://…`, `failed: <error>`."""
+    from videogen_cli.domain import JobStatus
+
     text = job.status.value
-    if job.queue_position is not None and job.status.value == "pending":
+    if job.queue_position is not None and job.status is JobStatus.PENDING:
         text += f" (queue position {job.queue_position})"
     if job.video_url:
         text += f" {job.video_url}"

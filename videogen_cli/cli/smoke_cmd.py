@@ -329,7 +329,7 @@ def _print_table(report: SmokeReport) -> None:
     console.print(table)
     # Messages as plain lines: rich would wrap them, and CI logs are grepped.
     for check in report.checks:
-        if check.status.value != "passed":
+        if check.status is not CheckStatus.PASSED:
             sys.stdout.write(f"{check.name} {check.status.value}: {check.message}\n")
     counts = {s.value: report.count(s) for s in CheckStatus}
     verdict = "passed" if report.passed else "FAILED"

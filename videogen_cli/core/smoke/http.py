@@ -27,6 +27,7 @@ from videogen_cli.core.smoke.targets import (
     Principal,
     SmokeRequest,
     TargetUnreachable,
+    job_status,
 )
 from videogen_cli.core.watching import Backoff
 from videogen_cli.domain import JsonDict
@@ -283,7 +284,8 @@ class HttpTarget:
                 ok=True,
                 shown=shown,
                 job_id=_str(data.get("job_id")),
-                status=_str(data.get("status")),
+                status=job_status(data.get("status")),
+                said=_str(data.get("status")),
                 credits_used=_int(data.get("credits_used")),
                 replayed=marker is not None,
                 replay_marker=marker,
@@ -324,7 +326,8 @@ class HttpTarget:
             )
         return JobView(
             job_id=_str(data.get("job_id")) or job_id,
-            status=str(data.get("status")),
+            status=job_status(data.get("status")),
+            said=str(data.get("status")),
             video_url=_str(data.get("video_url")),
             error=_str(data.get("error")),
             credits_used=_int(data.get("credits_used")),
@@ -336,7 +339,7 @@ class HttpTarget:
         self, job_id: str, who: Principal, timeout: float, backoff: Backoff, on_poll: OnPoll
     ) -> JobView:
         deadline = self.clock.monotonic() + timeout
-        last = JobView(job_id, "unknown", None, None, None, None)
+        last = JobView(job_id, None, None, None, None, None, said="unknown")
         attempt = 0
         while True:
             try:
@@ -351,6 +354,7 @@ class HttpTarget:
                     last.refunded_credits,
                     last.queue_position,
                     note=exc.message,
+                    said=last.said,
                 )
             on_poll(last)
             if last.terminal:
