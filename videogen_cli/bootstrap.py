@@ -33,14 +33,14 @@ def open_store(settings: Settings) -> JobStore:
         except ImportError as exc:
             raise _missing_extra("supabase", exc) from exc
         assert settings.supabase_url and settings.supabase_key  # checked by load_settings
-        return SupabaseStore(settings.supabase_url, settings.supabase_key)
+        return SupabaseStore(settings.supabase_url, settings.supabase_key.get_secret_value())
     if settings.backend == "postgres":
         try:
             from videogen_cli.storage.postgres import PostgresStore
         except ImportError as exc:
             raise _missing_extra("postgres", exc) from exc
         assert settings.database_url
-        return PostgresStore(settings.database_url)
+        return PostgresStore(settings.database_url.get_secret_value())
     from videogen_cli.storage.sqlite import SqliteStore
 
     return SqliteStore(settings.sandbox_db)
@@ -70,7 +70,7 @@ def open_provider(settings: Settings) -> VideoProvider:
     from videogen_cli.providers.fal import FalQueueProvider
 
     assert settings.fal_key  # checked by check_provider
-    return FalQueueProvider(settings.fal_key, base_url=settings.fal_queue_url)
+    return FalQueueProvider(settings.fal_key.get_secret_value(), base_url=settings.fal_queue_url)
 
 
 def _missing_extra(extra: str, exc: ImportError) -> ConfigError:
