@@ -22,7 +22,6 @@ HEARTBEAT_SECONDS = 60.0
 # Above this many jobs the live table shows a summary row and the latest changes.
 LIVE_ROWS = 20
 RECENT_CHANGES = 10
-_STATUSES = ("pending", "processing", "completed", "failed")
 
 
 def describe(job: Job) -> str:
@@ -48,9 +47,11 @@ def provider_note(transient_error: str) -> str:
 
 
 def counts(jobs: Any) -> str:
-    """`2 processing, 1 completed` in a fixed status order."""
-    tally = Counter(job.status.value for job in jobs)
-    return ", ".join(f"{tally[s]} {s}" for s in _STATUSES if tally[s])
+    """`2 processing, 1 completed` in a fixed status order (JobStatus's)."""
+    from videogen_cli.domain import JobStatus
+
+    tally = Counter(job.status for job in jobs)
+    return ", ".join(f"{tally[s]} {s.value}" for s in JobStatus if tally[s])
 
 
 class JsonLinesReporter:
