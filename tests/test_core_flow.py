@@ -300,9 +300,9 @@ def test_a_job_never_submitted_is_refunded_after_the_grace_period(
             "veo3.1",
             "a boat",
             None,
-            p.request["settings"],
+            p.request.settings,
             p.cost,
-            p.request,
+            p.request.to_json(),
         )
     )
     clock.wall = created.job.created_at.timestamp() + 599

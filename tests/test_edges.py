@@ -446,6 +446,7 @@ def test_floors_are_read_from_pyproject_as_exact_pins() -> None:
     pins = result.stdout.split()
     assert [p.split("==")[0] for p in pins] == [
         "typer", "rich", "httpx", "platformdirs", "fastapi", "uvicorn", "pyjwt",
+        "pydantic-settings",
     ]  # fmt: skip
     assert all("==" in p for p in pins)
 

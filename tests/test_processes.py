@@ -55,7 +55,8 @@ def test_help_imports_no_http_or_database_client(args: list[str]) -> None:
         "import sys; from videogen_cli.cli.main import main\n"
         f"try:\n    main({args!r})\nexcept SystemExit:\n    pass\n"
         "heavy = ('httpx', 'psycopg', 'supabase', 'postgrest',\n"
-        "         'fastapi', 'starlette', 'uvicorn', 'jwt')  # the web stack: `serve` only\n"
+        "         'fastapi', 'starlette', 'uvicorn', 'jwt',  # the web stack: `serve` only\n"
+        "         'pydantic_settings')  # the settings: only a command that runs reads them\n"
         "print(sorted(m for m in heavy if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
 from videogen_cli.catalog import DEMO_USER_ID
 from videogen_cli.core.requests import (
+    CanonicalRequest,
     PreparedRequest,
     check_idempotency_key,
     check_uuid,
@@ -39,7 +41,7 @@ def prep(store: SqliteStore, model: str = "veo3.1", **kw: object) -> PreparedReq
 
 def test_defaults_are_written_out_and_priced(store: SqliteStore) -> None:
     p = prep(store)
-    assert p.request == {
+    assert p.request.to_json() == {
         "user_id": DEMO_USER_ID,
         "model": "veo3.1",
         "prompt": "a boat",
@@ -51,14 +53,14 @@ def test_defaults_are_written_out_and_priced(store: SqliteStore) -> None:
 
 def test_veo_duration_accepts_bare_seconds_and_fingerprints_alike(store: SqliteStore) -> None:
     a, b = prep(store, duration="4"), prep(store, duration="4s")
-    assert a.request["settings"]["duration"] == "4s"
+    assert a.request.settings["duration"] == "4s"
     assert a.fingerprint == b.fingerprint
     assert a.cost == 16
 
 
 def test_sora_duration_is_an_integer_for_fal(store: SqliteStore) -> None:
     p = prep(store, "sora-2-i2v", duration="8s", image_url="https://example.com/a.png")
-    assert p.request["settings"]["duration"] == 8
+    assert p.request.settings["duration"] == 8
     assert p.fal_arguments() == {
         "prompt": "a boat",
         "image_url": "https://example.com/a.png",
@@ -71,7 +73,7 @@ def test_sora_duration_is_an_integer_for_fal(store: SqliteStore) -> None:
 
 def test_model_by_id_normalises_to_slug(store: SqliteStore) -> None:
     p = prep(store, "6f1c2a10-0000-4000-a000-000000000003")
-    assert p.request["model"] == "veo3.1"
+    assert p.request.model == "veo3.1"
 
 
 @pytest.mark.parametrize(
@@ -113,3 +115,28 @@ def test_ids_and_keys() -> None:
     for bad in ("short", "has space here", "x" * 256):
         with pytest.raises(UsageError):
             check_idempotency_key(bad)
+
+
+def test_the_fingerprint_of_a_known_request_never_changes(store: SqliteStore) -> None:
+    """Idempotency keys stored by earlier versions must still replay: the canonical JSON
+    of a fixed request, and so its fingerprint, are the ones the dict-based canonical
+    request of earlier versions gave (computed with that code, pinned here)."""
+    veo = prep(store, duration="4", prompt='  a paper boat on a pond — at dawn ☀ "quoted"  ')
+    assert veo.fingerprint == "fe7a022c29a75518bd5976d7706a0427215c01ca85599447c6283b8a110de412"
+    assert json.dumps(veo.request.to_json(), ensure_ascii=False) == (
+        '{"user_id": "00000000-0000-4000-a000-000000000001", "model": "veo3.1", '
+        '"prompt": "a paper boat on a pond — at dawn ☀ \\"quoted\\"", "image_url": null, '
+        '"settings": {"aspect_ratio": "16:9", "duration": "4s", "resolution": "720p"}}'
+    )
+    sora = prep(store, "sora-2-i2v", duration="8s", image_url="https://example.com/a.png")
+    assert sora.fingerprint == "183eb0713da9084f4999666d2b09b3254c48aa4d40b1c8215d8e810424fa3e94"
+    assert sora.request.to_json()["settings"] == {
+        "aspect_ratio": "auto", "duration": 8, "resolution": "auto",
+    }  # fmt: skip
+    # A stored request (keys in any order, as a store gives it back) reads back as the
+    # same request, with the same print: what `replay-key` sends again.
+    for p in (veo, sora):
+        stored = json.loads(json.dumps(p.request.to_json(), sort_keys=True))
+        again = CanonicalRequest.from_json(stored)
+        assert again == p.request
+        assert fingerprint(again.to_json()) == p.fingerprint

@@ -27,15 +27,23 @@ def _loaded_after(args: list[str]) -> set[str]:
 
 def test_root_help_imports_no_command_module_nor_pydantic() -> None:
     loaded = _loaded_after(["--help"])
-    assert not {"pydantic", "httpx", "typer.rich_utils", "videogen_cli.cli.jobs_cmd"} & loaded
+    heavy = {"pydantic", "pydantic_settings", "httpx", "typer.rich_utils"}
+    assert not (heavy | {"videogen_cli.cli.jobs_cmd", "videogen_cli.config"}) & loaded
     assert not any(m.startswith("videogen_cli.core") for m in loaded)
 
 
 def test_generate_help_imports_its_module_only_and_no_pydantic() -> None:
     loaded = _loaded_after(["generate", "--help"])
     assert "videogen_cli.cli.jobs_cmd" in loaded
-    heavy = {"pydantic", "httpx", "typer.rich_utils", "rich.markdown"}
+    heavy = {"pydantic", "pydantic_settings", "httpx", "typer.rich_utils", "rich.markdown"}
     assert not (heavy | {"videogen_cli.cli.money_cmd", "videogen_cli.config"}) & loaded
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_no_help_reads_the_settings(name: str) -> None:
+    """The settings (pydantic-settings) are read when a command runs, never for its help."""
+    loaded = _loaded_after([name, "--help"])
+    assert not {"pydantic_settings", "videogen_cli.config"} & loaded
 
 
 @pytest.mark.parametrize("name", [name for name in COMMANDS if name != "db"])

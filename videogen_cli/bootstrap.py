@@ -9,17 +9,16 @@ from __future__ import annotations
 import importlib
 import sys
 from pathlib import Path
-from typing import Any
 
 from videogen_cli import debuglog
 from videogen_cli.config import Settings, check_provider
 from videogen_cli.core.jobs import JobService
 from videogen_cli.core.smoke.client import EndpointClient
 from videogen_cli.errors import ConfigError
-from videogen_cli.ports import JobStore, VideoProvider
+from videogen_cli.ports import Clock, JobStore, VideoProvider
 
 
-def build_service(settings: Settings, *, clock: Any = None) -> JobService:
+def build_service(settings: Settings, *, clock: Clock | None = None) -> JobService:
     return JobService(
         debuglog.wrap_store(open_store(settings)),
         lambda: open_provider(settings),
@@ -35,14 +34,14 @@ def open_store(settings: Settings) -> JobStore:
         except ImportError as exc:
             raise _missing_extra("supabase", exc) from exc
         assert settings.supabase_url and settings.supabase_key  # checked by load_settings
-        return SupabaseStore(settings.supabase_url, settings.supabase_key)
+        return SupabaseStore(settings.supabase_url, settings.supabase_key.get_secret_value())
     if settings.backend == "postgres":
         try:
             from videogen_cli.storage.postgres import PostgresStore
         except ImportError as exc:
             raise _missing_extra("postgres", exc) from exc
         assert settings.database_url
-        return PostgresStore(settings.database_url)
+        return PostgresStore(settings.database_url.get_secret_value())
     from videogen_cli.storage.sqlite import SqliteStore
 
     return SqliteStore(settings.sandbox_db)
@@ -72,7 +71,7 @@ def open_provider(settings: Settings) -> VideoProvider:
     from videogen_cli.providers.fal import FalQueueProvider
 
     assert settings.fal_key  # checked by check_provider
-    return FalQueueProvider(settings.fal_key, base_url=settings.fal_queue_url)
+    return FalQueueProvider(settings.fal_key.get_secret_value(), base_url=settings.fal_queue_url)
 
 
 def _missing_extra(extra: str, exc: ImportError) -> ConfigError:

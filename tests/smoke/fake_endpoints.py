@@ -46,6 +46,7 @@ class Breakage:
     crash_on_replay: bool = False  # the handler dies: the connection closes unanswered
     any_token: bool = False  # signatures not checked: any JWT's `sub` is the user
     charges_without_credits: bool = False  # no credit check: a balance may go negative
+    status_word: str | None = None  # every answer's status spelled this way (not ours)
 
 
 @dataclass
@@ -103,6 +104,8 @@ class FakeBackend:
                 "refunded_credits": 0,
             }
             answer = {"job_id": job_id, "status": "pending", "credits_used": cost}
+            if self.breakage.status_word is not None:
+                answer["status"] = self.breakage.status_word
             self.keys[key] = (fingerprint, answer)
             return 200, answer, False
 
@@ -126,7 +129,10 @@ class FakeBackend:
                 else:
                     job["status"] = "processing"
                 job["queue_position"] = None
-            return 200, {k: v for k, v in job.items() if k not in ("user_id", "prompt")}
+            shown = {k: v for k, v in job.items() if k not in ("user_id", "prompt")}
+            if self.breakage.status_word is not None:
+                shown["status"] = self.breakage.status_word
+            return 200, shown
 
 
 def _error(code: str) -> dict[str, Any]:

@@ -4,6 +4,7 @@ the first and fail each of the others, naming the check that caught it."""
 
 from __future__ import annotations
 
+import re
 import socket
 import uuid
 from pathlib import Path
@@ -14,6 +15,7 @@ from tests.smoke.fake_endpoints import SECRET, Breakage, FakeBackend, serving, t
 from tests.smoke.harness import smoke
 from videogen_cli.core.smoke.results import CHECK_NAMES
 
+UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 USER = "3b0c1d7e-5a1f-4c8e-9d2a-7f6e5d4c3b2a"
 
 
@@ -251,3 +253,30 @@ def test_a_token_the_endpoint_refuses_fails_the_checks_with_what_came_back(
     assert run.exit_code == 1
     assert "create_pending" in run.failed()
     assert "got HTTP 401" in run.cases()["create_pending"][1]
+
+
+@pytest.mark.parametrize("word", ["PENDING", "queued"])
+def test_a_status_the_job_object_never_has_fails_the_checks_quoting_it(
+    tmp_path: Path, with_secret: None, word: str
+) -> None:
+    """Statuses come back as text; one that is not exactly a job status (README "For the
+    iOS team": pending, processing, completed, failed) is never taken for one."""
+    backend = FakeBackend(breakage=Breakage(status_word=word))
+    backend.funded_users.add(USER)
+    with serving(backend) as url:
+        run = smoke(tmp_path, "--endpoint", url, "--token", token(USER), "--check-timeout", "0.3")
+    assert run.exit_code == 1, run.stdout
+    assert run.failed() == ["completes_with_video", "create_pending", "failure_refunded_once"]
+    messages = {name: re.sub(UUID, "<job>", text) for name, (_, text) in run.cases().items()}
+    assert messages["create_pending"] == (
+        f"expected job <job> pending with 4 credits charged; got status {word!r} instead of "
+        "'pending'"
+    )
+    assert messages["completes_with_video"] == (
+        f"expected job <job> completed with a video URL within 0.3 s; still {word} at the "
+        "check's deadline"
+    )
+    assert messages["failure_refunded_once"] == (
+        f"expected job <job> (`sim:fail`) failed and refunded within 0.3 s; still {word} at "
+        "the deadline"
+    )

@@ -32,10 +32,10 @@ def charged_job(
         key,
         p.fingerprint,
         p.model.slug,
-        p.request["prompt"],
+        p.request.prompt,
         None,
-        p.request["settings"],
+        p.request.settings,
         p.cost,
-        p.request,
+        p.request.to_json(),
     )
     return store.create_job(new).job

@@ -61,20 +61,4 @@ def resolve_user(session: Session, user: str | None) -> str:
 
 def database_location(settings: Settings) -> str:
     """Where the database is, for notes: never a user name, password or key."""
-    from urllib.parse import urlsplit
-
-    if settings.backend == "supabase" and settings.supabase_url:
-        return f"project {urlsplit(settings.supabase_url).hostname or settings.supabase_url}"
-    if settings.backend == "postgres" and settings.database_url:
-        try:
-            parts = urlsplit(settings.database_url)
-            if not parts.scheme:  # a libpq "host=… port=… dbname=…" connection string
-                words = dict(w.split("=", 1) for w in settings.database_url.split() if "=" in w)
-                port = f":{words['port']}" if "port" in words else ""
-                return f"database {words.get('host', 'localhost')}{port}/{words.get('dbname', '')}"
-            host = parts.hostname or "localhost"
-            port = f":{parts.port}" if parts.port else ""
-        except ValueError:
-            return "database (unparsable VIDEOGEN_DATABASE_URL)"
-        return f"database {host}{port}{parts.path or ''}"
-    return str(settings.sandbox_db)
+    return settings.database_location()

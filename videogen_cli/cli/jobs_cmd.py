@@ -127,6 +127,7 @@ def generate(
     ```
     """
     from videogen_cli.core.watching import Backoff, check_timeout
+    from videogen_cli.domain import JobStatus
 
     backoff = Backoff(interval, max_interval, factor, not no_jitter)
     with open_session(json_mode) as s:
@@ -164,7 +165,7 @@ def generate(
             # fal could not be reached (exit 5); the job is failed and refunded. A refusal
             # by fal (4xx) is a failed job like any other: exit 1 below.
             s.out.exit_after_result(outcome.submit_error)
-        if outcome.job.status.value == "failed":
+        if outcome.job.status is JobStatus.FAILED:
             s.out.exit_after_result(
                 JobFailedError(
                     f"job {outcome.job.job_id} failed: {outcome.job.error}",

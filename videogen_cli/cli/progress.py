@@ -9,7 +9,6 @@ terminal a job's final state is printed once, on stdout, as it happens (README
 
 from __future__ import annotations
 
-import time
 from collections import Counter, deque
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -17,18 +16,20 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from videogen_cli.cli.output import Output
     from videogen_cli.domain import Job
+    from videogen_cli.ports import Clock
 
 HEARTBEAT_SECONDS = 60.0
 # Above this many jobs the live table shows a summary row and the latest changes.
 LIVE_ROWS = 20
 RECENT_CHANGES = 10
-_STATUSES = ("pending", "processing", "completed", "failed")
 
 
 def describe(job: Job) -> str:
     """`pending (queue position 2)`, `completed https://…`, `failed: <error>`."""
+    from videogen_cli.domain import JobStatus
+
     text = job.status.value
-    if job.queue_position is not None and job.status.value == "pending":
+    if job.queue_position is not None and job.status is JobStatus.PENDING:
         text += f" (queue position {job.queue_position})"
     if job.video_url:
         text += f" {job.video_url}"
@@ -46,9 +47,11 @@ def provider_note(transient_error: str) -> str:
 
 
 def counts(jobs: Any) -> str:
-    """`2 processing, 1 completed` in a fixed status order."""
-    tally = Counter(job.status.value for job in jobs)
-    return ", ".join(f"{tally[s]} {s}" for s in _STATUSES if tally[s])
+    """`2 processing, 1 completed` in a fixed status order (JobStatus's)."""
+    from videogen_cli.domain import JobStatus
+
+    tally = Counter(job.status for job in jobs)
+    return ", ".join(f"{tally[s]} {s.value}" for s in JobStatus if tally[s])
 
 
 class JsonLinesReporter:
@@ -76,10 +79,10 @@ class LineReporter:
     """No terminal: one stderr line per status change, a heartbeat each minute, and
     each job's final state once, on stdout, when it is reached."""
 
-    def __init__(self, out: Output, clock: Any = time) -> None:
+    def __init__(self, out: Output, clock: Clock | None = None) -> None:
         self.out = out
-        self.clock = clock
-        self.started = clock.monotonic()
+        self.clock = clock or _system_clock()
+        self.started = self.clock.monotonic()
         self.last_line = self.started
         self.jobs: dict[str, Job] = {}
         self.printed: set[str] = set()  # jobs whose result line is on stdout already
@@ -136,12 +139,12 @@ class LiveReporter:
     status and the most recent changes, so 500 jobs stay readable.
     """
 
-    def __init__(self, clock: Any = time) -> None:
+    def __init__(self, clock: Clock | None = None) -> None:
         from rich.console import Console
         from rich.live import Live
 
-        self.clock = clock
-        self.started = clock.monotonic()
+        self.clock = clock or _system_clock()
+        self.started = self.clock.monotonic()
         self.jobs: dict[str, Job] = {}
         self.polls: dict[str, int] = {}
         self.notes: dict[str, str] = {}
@@ -242,3 +245,9 @@ class LiveReporter:
     ) -> None:
         self.next_poll_at = None
         self.live.stop()
+
+
+def _system_clock() -> Clock:
+    from videogen_cli.core.jobs import SystemClock
+
+    return SystemClock()

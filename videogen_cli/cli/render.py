@@ -247,7 +247,7 @@ def _smoke(result: SmokeReport, out: Output) -> None:
     console.print(table)
     # Messages as plain lines: rich would wrap them, and CI logs are grepped.
     for check in result.checks:
-        if check.status.value != "passed":
+        if check.status is not CheckStatus.PASSED:
             sys.stdout.write(f"{check.name} {check.status.value}: {check.message}\n")
     counts = {s.value: result.count(s) for s in CheckStatus}
     verdict = "passed" if result.passed else "FAILED"

@@ -43,7 +43,7 @@ from videogen_cli.domain import (
     StrandedSweep,
 )
 from videogen_cli.errors import NotFoundError, ProviderError, RefusedError, VideogenError
-from videogen_cli.ports import NEVER_SUBMITTED, JobStore, VideoProvider
+from videogen_cli.ports import NEVER_SUBMITTED, Clock, JobStore, VideoProvider
 
 __all__ = [
     "NEVER_SUBMITTED",
@@ -148,14 +148,14 @@ class JobService:
         store: JobStore,
         provider_factory: Callable[[], VideoProvider],
         *,
-        clock: Any = None,
+        clock: Clock | None = None,
         submit_grace_seconds: float = 600.0,
     ) -> None:
         self._store = store
         self._provider_factory = provider_factory
         self._provider: VideoProvider | None = None
         self._deadline: float | None = None
-        self.clock = clock or SystemClock()
+        self.clock: Clock = clock or SystemClock()
         self.submit_grace_seconds = submit_grace_seconds
 
     @property
@@ -311,15 +311,15 @@ class JobService:
         identity = provider.identity
         created = self._store.create_job(
             NewJob(
-                user_id=prepared.request["user_id"],
+                user_id=prepared.request.user_id,
                 idempotency_key=key,
                 fingerprint=prepared.fingerprint,
                 model_slug=prepared.model.slug,
-                prompt=prepared.request["prompt"],
-                image_url=prepared.request["image_url"],
-                settings=prepared.request["settings"],
+                prompt=prepared.request.prompt,
+                image_url=prepared.request.image_url,
+                settings=prepared.request.settings,
                 cost=prepared.cost,
-                request=prepared.request,
+                request=prepared.request.to_json(),
             )
         )
         if created.replayed:

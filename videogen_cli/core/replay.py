@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from videogen_cli.core.jobs import GenerateOutcome, JobService
+from videogen_cli.core.requests import CanonicalRequest
 from videogen_cli.domain import IdempotencyRecord, JsonDict
 from videogen_cli.errors import NotFoundError
 
@@ -54,13 +55,13 @@ def load_record(service: JobService, key: str) -> IdempotencyRecord:
 
 def replay_key(service: JobService, key: str) -> ReplayVerdict:
     record = load_record(service, key)
-    request = record.request
+    request = CanonicalRequest.from_json(record.request)
     prepared = service.prepare(
-        user_id=request["user_id"],
-        model_ref=request["model"],
-        prompt=request["prompt"],
-        image_url=request.get("image_url"),
-        settings=dict(request.get("settings") or {}),
+        user_id=request.user_id,
+        model_ref=request.model,
+        prompt=request.prompt,
+        image_url=request.image_url,
+        settings=request.settings,
     )
     before = service.get_balance(record.user_id) or 0
     outcome = service.generate(prepared, record.key)

@@ -1,9 +1,11 @@
 """Turning what a user typed into one canonical, validated, priced request.
 
-Validation happens here, before any charge (design §1 step 2). The canonical form is
-what the idempotency fingerprint covers and what `replay-key` sends again, so two
-spellings of one request (`--duration 4` and `--duration 4s` for veo) are the same
-request, and every default is written out.
+Validation happens here, before any charge (README "Money rules"). The canonical form
+(`CanonicalRequest`) is what the idempotency fingerprint covers and what `replay-key`
+sends again, so two spellings of one request (`--duration 4` and `--duration 4s` for
+veo) are the same request, and every default is written out. Its JSON form is pinned by
+tests/test_requests.py::test_the_fingerprint_of_a_known_request_never_changes: keys
+stored by earlier versions must still replay.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,18 +27,51 @@ MIN_KEY_CHARS = 8
 
 
 @dataclass(frozen=True)
+class CanonicalRequest:
+    """One generate request, validated, with every setting the model accepts written out."""
+
+    user_id: str  # a canonical lower-case UUID
+    model: str  # the model's slug (never its id)
+    prompt: str  # stripped
+    image_url: str | None
+    settings: JsonDict  # every setting of the model, typed as fal wants it (see _coerce)
+
+    def to_json(self) -> JsonDict:
+        """The stored form (an idempotency record's `request`) and what `fingerprint`
+        hashes: exactly these five keys."""
+        return {
+            "user_id": self.user_id,
+            "model": self.model,
+            "prompt": self.prompt,
+            "image_url": self.image_url,
+            "settings": dict(self.settings),
+        }
+
+    @classmethod
+    def from_json(cls, stored: Mapping[str, Any]) -> CanonicalRequest:
+        """A stored request (an idempotency record's), as `replay-key` sends it again."""
+        return cls(
+            user_id=stored["user_id"],
+            model=stored["model"],
+            prompt=stored["prompt"],
+            image_url=stored.get("image_url"),
+            settings=dict(stored.get("settings") or {}),
+        )
+
+
+@dataclass(frozen=True)
 class PreparedRequest:
     model: Model
-    request: JsonDict  # canonical: user_id, model (slug), prompt, image_url, settings
+    request: CanonicalRequest
     fingerprint: str
     cost: int
 
     def fal_arguments(self) -> dict[str, object]:
         """The body fal receives: the prompt, the image when any, and the settings."""
-        args: dict[str, object] = {"prompt": self.request["prompt"]}
-        if self.request["image_url"]:
-            args["image_url"] = self.request["image_url"]
-        args.update(self.request["settings"])
+        args: dict[str, object] = {"prompt": self.request.prompt}
+        if self.request.image_url:
+            args["image_url"] = self.request.image_url
+        args.update(self.request.settings)
         return args
 
 
@@ -82,17 +118,11 @@ def prepare_request(
             f"--image-url must be an http(s) URL or a data:image URI, not {image_url[:60]!r}"
         )
     normalised = normalise_settings(model, settings)
-    request: JsonDict = {
-        "user_id": user_id,
-        "model": model.slug,
-        "prompt": prompt,
-        "image_url": image_url,
-        "settings": normalised,
-    }
+    request = CanonicalRequest(user_id, model.slug, prompt, image_url, normalised)
     return PreparedRequest(
         model=model,
         request=request,
-        fingerprint=fingerprint(request),
+        fingerprint=fingerprint(request.to_json()),
         cost=model.credits_per_second * duration_seconds(normalised.get("duration")),
     )
 
@@ -143,7 +173,8 @@ def duration_seconds(duration: Any) -> int:
 
 
 def fingerprint(request: JsonDict) -> str:
-    """SHA-256 of the canonical JSON: the same request always gives the same print."""
+    """SHA-256 of the canonical JSON (`CanonicalRequest.to_json`): the same request always
+    gives the same print, whatever the order of its keys."""
     canonical = json.dumps(request, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode()).hexdigest()
 

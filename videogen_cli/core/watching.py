@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
+from videogen_cli.domain import JobStatus
 from videogen_cli.errors import ProviderError, UsageError
 
 if TYPE_CHECKING:
@@ -165,7 +166,7 @@ class WatchResult:
 
     @property
     def failed(self) -> list[Job]:
-        return [j for j in self.jobs.values() if j.status.value == "failed"]
+        return [j for j in self.jobs.values() if j.status is JobStatus.FAILED]
 
     @property
     def running(self) -> list[Job]:

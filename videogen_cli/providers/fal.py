@@ -51,6 +51,7 @@ import httpx
 
 import videogen_cli
 from videogen_cli import debuglog
+from videogen_cli.config import DEFAULT_FAL_QUEUE_URL
 from videogen_cli.domain import (
     ProviderHandle,
     ProviderIdentity,
@@ -73,7 +74,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-DEFAULT_BASE_URL = "https://queue.fal.run"
 # Namespaced apps keep three parts in their app id (fal_client APP_NAMESPACES).
 APP_NAMESPACES = ("workflows", "comfy")
 MAX_ATTEMPTS = 3
@@ -271,7 +271,7 @@ class FalQueueProvider:
         self,
         api_key: str,
         *,
-        base_url: str = DEFAULT_BASE_URL,
+        base_url: str = DEFAULT_FAL_QUEUE_URL,
         transport: httpx.BaseTransport | None = None,
         timeout: float = 30.0,
         sleep: Callable[[float], None] = time.sleep,

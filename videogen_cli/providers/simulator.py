@@ -47,9 +47,10 @@ from typing import Any
 
 import httpx
 
+from videogen_cli.config import DEFAULT_FAL_QUEUE_URL
 from videogen_cli.domain import ProviderIdentity
 from videogen_cli.errors import ErrorCode, ProviderError
-from videogen_cli.providers.fal import DEFAULT_BASE_URL, FalQueueProvider, app_base
+from videogen_cli.providers.fal import FalQueueProvider, app_base
 
 __all__ = [
     "ENDPOINTS",
@@ -826,7 +827,7 @@ def build_simulator(
     db_path: Path,
     *,
     speed: float = 1.0,
-    base_url: str = DEFAULT_BASE_URL,
+    base_url: str = DEFAULT_FAL_QUEUE_URL,
     clock: Callable[[], float] = time.time,
     sleep: Callable[[float], None] = time.sleep,
     monotonic: Callable[[], float] = time.monotonic,

@@ -12,7 +12,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
 from videogen_cli.core.jobs import JobService, SystemClock
 from videogen_cli.core.refunds import refund
@@ -27,8 +27,9 @@ from videogen_cli.core.smoke.targets import (
     describe_error,
 )
 from videogen_cli.core.watching import Backoff
-from videogen_cli.domain import LedgerKind
+from videogen_cli.domain import JobStatus, LedgerKind
 from videogen_cli.errors import VideogenError
+from videogen_cli.ports import Clock
 
 # Everything smoke writes to a ledger names it, so a person reading the books knows.
 OPERATOR = "videogen-smoke"
@@ -104,10 +105,12 @@ class SmokePlan:
 class SmokeSession:
     """One smoke run: plan, fund, then every check in order."""
 
-    def __init__(self, target: Target, options: SmokeOptions, *, clock: Any = None) -> None:
+    def __init__(
+        self, target: Target, options: SmokeOptions, *, clock: Clock | None = None
+    ) -> None:
         self.target = target
         self.options = options
-        self.clock = clock or SystemClock()
+        self.clock: Clock = clock or SystemClock()
         self.nonce = uuid.uuid4().hex[:12]  # fresh keys per invocation, even for one run id
         self.request: SmokeRequest | None = None
         self.user: Principal = target.principal()
@@ -265,8 +268,8 @@ class SmokeSession:
             )
         self.target.confirm_books(answer.job_id, self.user)
         problems = []
-        if answer.status != "pending":
-            problems.append(f"status {answer.status!r} instead of 'pending'")
+        if answer.status is not JobStatus.PENDING:
+            problems.append(f"status {answer.status_shown!r} instead of 'pending'")
         if answer.replayed:
             problems.append(f"a first request marked as a replay ({answer.replay_marker})")
         if request.cost is not None and answer.credits_used != request.cost:
@@ -433,13 +436,13 @@ class SmokeSession:
         self._failing = self._start_failing_job()
         view = self._wait(first.job_id, self.user)
         timeout = self.options.check_timeout
-        if view.status == "completed" and view.video_url:
+        if view.status is JobStatus.COMPLETED and view.video_url:
             return f"job {view.job_id} completed with {view.video_url}"
-        if view.status == "completed":
+        if view.status is JobStatus.COMPLETED:
             raise CheckFailed(
                 f"expected job {view.job_id} completed with a video URL; it completed with none"
             )
-        if view.status == "failed":
+        if view.status is JobStatus.FAILED:
             raise CheckFailed(
                 f"expected job {view.job_id} completed with a video URL; it failed: {view.error}"
             )
@@ -464,7 +467,7 @@ class SmokeSession:
         self.deadline = min(self.deadline, failing.created_at + self.options.check_timeout)
         self.target.set_deadline(self.deadline)
         view = self._wait(answer.job_id, self.user)
-        if view.status == "completed":
+        if view.status is JobStatus.COMPLETED:
             if self.target.can_fail_on_purpose is None:
                 raise CheckSkipped(
                     f"the provider cannot be told to fail: the `{FAIL_WORD}` job {view.job_id} "
@@ -473,7 +476,7 @@ class SmokeSession:
             raise CheckFailed(
                 f"expected job {view.job_id} (`{FAIL_WORD}`) to fail and be refunded; it completed"
             )
-        if view.status != "failed":
+        if view.status is not JobStatus.FAILED:
             raise CheckFailed(
                 f"expected job {view.job_id} (`{FAIL_WORD}`) failed and refunded within "
                 f"{self.options.check_timeout:g} s; still {view.describe()} at the deadline"
@@ -485,7 +488,7 @@ class SmokeSession:
                 f"credits_used == {used}); got refunded_credits {view.refunded_credits}"
             )
         again = self.target.status(view.job_id, self.user)  # a second sync refunds nothing
-        if again.refunded_credits != used or again.status != "failed":
+        if again.refunded_credits != used or again.status is not JobStatus.FAILED:
             raise CheckFailed(
                 f"expected job {view.job_id} to stay failed with {used} refunded; a second "
                 f"read gave {again.describe()}, refunded_credits {again.refunded_credits}"
@@ -550,7 +553,7 @@ class SmokeSession:
         if first is None or not first.ok or first.job_id is None:
             return "not tried: create_pending made no job"
         job = books.find_job(first.job_id)
-        if job is None or job.status.value != "completed":
+        if job is None or job.status is not JobStatus.COMPLETED:
             state = job.status.value if job else "missing"
             return f"not tried: job {first.job_id} is {state}, not completed"
         reason = f"videogen smoke run {self.options.run_id}: refund once"
@@ -604,7 +607,7 @@ def _invariant_problems(books: JobService, user_id: str) -> list[str]:
     for job in books.list_jobs(user_id, limit=LEDGER_LIMIT):
         if refunds[job.job_id] > 1:
             problems.append(f"job {job.job_id}: {refunds[job.job_id]} refunds")
-        if job.status.value == "failed" and (
+        if job.status is JobStatus.FAILED and (
             job.refunded_credits != job.credits_used or refunds[job.job_id] != 1
         ):
             problems.append(

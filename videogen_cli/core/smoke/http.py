@@ -35,10 +35,12 @@ from videogen_cli.core.smoke.targets import (
     Principal,
     SmokeRequest,
     TargetUnreachable,
+    job_status,
 )
 from videogen_cli.core.watching import Backoff
 from videogen_cli.domain import JsonDict
 from videogen_cli.errors import ErrorCode, UsageError, VideogenError
+from videogen_cli.ports import Clock
 
 FUNCTIONS = "/functions/v1"
 # The catalog's cheapest text-to-video request, for endpoints whose models list is unusable.
@@ -99,7 +101,7 @@ class HttpTarget:
         books: Callable[[], JobService | None] = lambda: None,
         jwt_secret: str | None = None,
         apikey: str | None = None,
-        clock: Any = None,
+        clock: Clock | None = None,
     ) -> None:
         from videogen_cli.core.jobs import SystemClock
 
@@ -109,7 +111,7 @@ class HttpTarget:
         self.environment: JsonDict = {"backend": None, "provider": None}
         self.can_fail_on_purpose: bool | None = None
         self.paid = False
-        self.clock = clock or SystemClock()
+        self.clock: Clock = clock or SystemClock()
         self._books_factory = books
         self._books: JobService | None = None
         self._books_state = "unknown"  # "unknown" | "candidate" | "confirmed" | "other"
@@ -292,7 +294,8 @@ class HttpTarget:
                 ok=True,
                 shown=shown,
                 job_id=_str(data.get("job_id")),
-                status=_str(data.get("status")),
+                status=job_status(data.get("status")),
+                said=_str(data.get("status")),
                 credits_used=_int(data.get("credits_used")),
                 replayed=marker is not None,
                 replay_marker=marker,
@@ -333,7 +336,8 @@ class HttpTarget:
             )
         return JobView(
             job_id=_str(data.get("job_id")) or job_id,
-            status=str(data.get("status")),
+            status=job_status(data.get("status")),
+            said=str(data.get("status")),
             video_url=_str(data.get("video_url")),
             error=_str(data.get("error")),
             credits_used=_int(data.get("credits_used")),
@@ -345,7 +349,7 @@ class HttpTarget:
         self, job_id: str, who: Principal, timeout: float, backoff: Backoff, on_poll: OnPoll
     ) -> JobView:
         deadline = self.clock.monotonic() + timeout
-        last = JobView(job_id, "unknown", None, None, None, None)
+        last = JobView(job_id, None, None, None, None, None, said="unknown")
         attempt = 0
         while True:
             try:
@@ -360,6 +364,7 @@ class HttpTarget:
                     last.refunded_credits,
                     last.queue_position,
                     note=exc.message,
+                    said=last.said,
                 )
             on_poll(last)
             if last.terminal:

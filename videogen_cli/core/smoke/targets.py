@@ -15,7 +15,7 @@ from typing import Protocol
 from videogen_cli.core.jobs import JobService
 from videogen_cli.core.requests import duration_seconds
 from videogen_cli.core.watching import Backoff, WatchResult, watch
-from videogen_cli.domain import Job, JsonDict, Model
+from videogen_cli.domain import Job, JobStatus, JsonDict, Model
 from videogen_cli.errors import (
     BackendError,
     NotFoundError,
@@ -25,7 +25,14 @@ from videogen_cli.errors import (
     VideogenError,
 )
 
-TERMINAL = ("completed", "failed")
+
+def job_status(said: object) -> JobStatus | None:
+    """The status an answer names, spelled exactly as the job object spells it, or None
+    when it names none we know (the checks then fail, quoting what it said)."""
+    try:
+        return JobStatus(said) if isinstance(said, str) else None
+    except ValueError:
+        return None
 
 
 class TargetUnreachable(BackendError):
@@ -65,7 +72,7 @@ class CreateAnswer:
     ok: bool  # a job came back (new or replayed)
     shown: str  # what came back, as a failure message quotes it
     job_id: str | None = None
-    status: str | None = None
+    status: JobStatus | None = None  # None: no status we know (`said` is what came back)
     credits_used: int | None = None
     replayed: bool | None = None  # None: the answer did not say either way
     replay_marker: str | None = None  # how the replay was marked (field or header)
@@ -74,26 +81,36 @@ class CreateAnswer:
     # Over HTTP: replay headers absent from an answer that carries the other one.
     replay_headers_missing: tuple[str, ...] = ()
     http_status: int | None = None  # over HTTP: the answer's status code
+    said: str | None = None  # the status as the answer spelled it (shown when not one we know)
+
+    @property
+    def status_shown(self) -> str | None:
+        return self.status.value if self.status is not None else self.said
 
 
 @dataclass(frozen=True)
 class JobView:
     job_id: str
-    status: str
+    status: JobStatus | None  # None: no status we know (`said` is what came back)
     video_url: str | None
     error: str | None
     credits_used: int | None
     refunded_credits: int | None
     queue_position: int | None = None
     note: str | None = None  # transient trouble seen while reading it
+    said: str = ""  # the status as the answer spelled it (shown when not one we know)
 
     @property
     def terminal(self) -> bool:
-        return self.status in TERMINAL
+        return self.status is not None and self.status.terminal
+
+    @property
+    def status_shown(self) -> str:
+        return self.status.value if self.status is not None else self.said
 
     def describe(self) -> str:
-        text = self.status
-        if self.status == "pending" and self.queue_position is not None:
+        text = self.status_shown
+        if self.status is JobStatus.PENDING and self.queue_position is not None:
             text += f" (queue position {self.queue_position})"
         if self.error:
             text += f": {self.error}"
@@ -103,7 +120,7 @@ class JobView:
     def of(job: Job, note: str | None = None) -> JobView:
         return JobView(
             job.job_id,
-            job.status.value,
+            job.status,
             job.video_url,
             job.error,
             job.credits_used,
@@ -291,7 +308,7 @@ class DirectTarget:
             ok=True,
             shown=shown,
             job_id=job.job_id,
-            status=job.status.value,
+            status=job.status,
             credits_used=job.credits_used,
             replayed=outcome.replayed,
             replay_marker="replayed: true" if outcome.replayed else None,
