@@ -1,7 +1,7 @@
 """Upgrades in place: databases made by earlier versions of videogen.
 
 The old code is frozen in tests/backends/fixtures/ (see its README): its Postgres
-migration file and its sandbox store. Each test builds a database with data through that
+migration file and its sandbox stores (schema versions 1 and 2). Each test builds a database with data through that
 old code (its own SQL functions, its own store class), upgrades it with the current code,
 and checks that every balance, ledger row, job and key survived unchanged and that the new
 operations work on the upgraded store.

@@ -79,6 +79,11 @@ def system_operator() -> str:
     return SYSTEM_OPERATOR
 
 
+def key_max_length() -> int:
+    """videogen_private.key_max_length(): the longest idempotency key."""
+    return KEY_MAX_LENGTH
+
+
 def as_uuid(p_value: str | None) -> str | None:
     """A text id as uuid (canonical lower-case text), or None when it is not a canonical
     UUID (so callers decide between "not found" and PT400 instead of failing)."""
@@ -120,6 +125,10 @@ def _quote_literal(value: str | None) -> str:
 def _s(value: Any) -> str:
     """format('%s', value): the value's text, '' for NULL."""
     return "" if value is None else str(value)
+
+
+def _coalesce(value: str | None, default: str) -> str:
+    return default if value is None else value
 
 
 def job_json(j: Row) -> dict[str, Json]:
@@ -331,11 +340,11 @@ def videogen_list_ledger(c: Call, p_user_id: str | None, p_limit: int | None = 5
 
 
 def _check_key_length(key: str | None, hint: str) -> None:
-    if key is None or not 1 <= len(key) <= KEY_MAX_LENGTH:
+    if key is None or not 1 <= len(key) <= key_max_length():
         _raise(
             "PT400",
             "invalid_input",
-            f"the idempotency key must be 1 to {KEY_MAX_LENGTH} characters",
+            f"the idempotency key must be 1 to {key_max_length()} characters",
             hint,
         )
 
@@ -343,11 +352,11 @@ def _check_key_length(key: str | None, hint: str) -> None:
 # Add credits (>= 1), creating the account when new; one 'grant' ledger row.
 # Returns {"user_id", "granted", "granted_now", "balance", "reason", "operator",
 # "idempotency_key", "ledger_id"}.
-# Without a key each call is a new grant. With p_idempotency_key (1-255 characters) the
-# first call grants and keeps the key on its ledger row; every later call with that key,
-# whatever its other arguments, moves nothing and answers granted_now = false with the
-# stored grant and the user's current balance. Grant keys are their own namespace,
-# apart from generate's idempotency keys.
+# Without a key each call is a new grant. With p_idempotency_key (1 to key_max_length()
+# characters) the first call grants and keeps the key on its ledger row; every later call
+# with that key, whatever its other arguments, moves nothing and answers granted_now =
+# false with the stored grant and the user's current balance. Grant keys are their own
+# namespace, apart from generate's idempotency keys.
 def videogen_grant_credits(
     c: Call,
     p_user_id: str | None,
@@ -488,7 +497,7 @@ def videogen_create_job(
                 "PT422",
                 "idempotency_key_reused",
                 "this idempotency key was first used with a different request",
-                "use a new idempotency key for a new request",
+                "use a new --idempotency-key for a new request",
             )
         v_job = _job_row(c, v_record["job_id"])
         return {
@@ -771,8 +780,8 @@ def videogen_refund_job(
             "already_refunded",
             f"job {v_job['job_id']} was already refunded {v_previous['delta']} of the"
             f" {v_job['credits_used']} credits it used"
-            f" ({_s(v_previous['reason'] if v_previous['reason'] is not None else 'no reason')},"
-            f" by {_s(v_previous['operator'] if v_previous['operator'] is not None else 'nobody')})",
+            f" ({_coalesce(v_previous['reason'], 'no reason')},"
+            f" by {_coalesce(v_previous['operator'], 'nobody')})",
             "a job is refunded at most once; if more is owed, use: videogen grant",
         )
 
@@ -790,7 +799,7 @@ def videogen_refund_job(
             "PT422",
             "refund_exceeds_credits",
             f"cannot refund {v_amount} credits: the job used {v_job['credits_used']}",
-            f"refund {v_job['credits_used']} credits or less",
+            f"use --credits {v_job['credits_used']} or less",
         )
 
     if v_dry_run:

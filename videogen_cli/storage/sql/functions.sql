@@ -101,6 +101,27 @@ as $$
   end
 $$;
 
+-- Who automatic ledger rows (charges, refunds of failed jobs) are attributed to: the one
+-- place the SQL names it. videogen_cli/ports.py SYSTEM_OPERATOR (a test keeps them equal).
+create or replace function videogen_private.system_operator()
+returns text
+language sql immutable
+set search_path = ''
+as $$
+  select 'videogen'::text
+$$;
+
+-- The longest idempotency key (generate's and grant keys; the shortest is 1 character):
+-- the functions' one copy of videogen_cli/ports.py KEY_MAX_LENGTH (a test keeps them
+-- equal, and equal to the checks of the tables in migrations/).
+create or replace function videogen_private.key_max_length()
+returns integer
+language sql immutable
+set search_path = ''
+as $$
+  select 255
+$$;
+
 -- One timestamp format in every answer, whatever the session's TimeZone: UTC with 'Z'.
 create or replace function videogen_private.ts(p_value timestamptz)
 returns text
@@ -180,7 +201,7 @@ as $$
 $$;
 
 -- Fail a job the caller has locked (SELECT ... FOR UPDATE) and refund what it used,
--- exactly once: one 'refund' row "job failed: <error>" by 'videogen'. A terminal job is
+-- exactly once: one 'refund' row "job failed: <error>" by the system operator. A terminal job is
 -- returned unchanged. Shared by videogen_fail_job and videogen_sweep_stranded.
 create or replace function videogen_private.fail_locked_job(
   p_job public.video_jobs,
@@ -203,7 +224,7 @@ begin
   if v_owed > 0 then
     insert into public.credit_ledger (user_id, job_id, delta, kind, reason, operator)
     values (v_job.user_id, v_job.job_id, v_owed, 'refund', 'job failed: ' || p_error,
-            'videogen')
+            videogen_private.system_operator())
     on conflict (job_id, kind) do nothing
     returning id into v_ledger_id;
     if v_ledger_id is not null then
@@ -363,11 +384,11 @@ $$;
 -- Add credits (>= 1), creating the account when new; one 'grant' ledger row.
 -- Returns {"user_id", "granted", "granted_now", "balance", "reason", "operator",
 -- "idempotency_key", "ledger_id"}.
--- Without a key each call is a new grant. With p_idempotency_key (1-255 characters) the
--- first call grants and keeps the key on its ledger row; every later call with that key,
--- whatever its other arguments, moves nothing and answers granted_now = false with the
--- stored grant and the user's current balance. Grant keys are their own namespace,
--- apart from generate's idempotency keys.
+-- Without a key each call is a new grant. With p_idempotency_key (1 to key_max_length()
+-- characters) the first call grants and keeps the key on its ledger row; every later call
+-- with that key, whatever its other arguments, moves nothing and answers granted_now =
+-- false with the stored grant and the user's current balance. Grant keys are their own
+-- namespace, apart from generate's idempotency keys.
 create or replace function public.videogen_grant_credits(
   p_user_id text,
   p_credits bigint,
@@ -395,9 +416,11 @@ begin
       detail = 'credits to grant must be at least 1', hint = 'pass a positive number of credits';
   end if;
   if p_idempotency_key is not null
-     and pg_catalog.char_length(p_idempotency_key) not between 1 and 255 then
+     and pg_catalog.char_length(p_idempotency_key)
+         not between 1 and videogen_private.key_max_length() then
     raise sqlstate 'PT400' using message = 'invalid_input',
-      detail = 'the idempotency key must be 1 to 255 characters',
+      detail = pg_catalog.format('the idempotency key must be 1 to %s characters',
+                                 videogen_private.key_max_length()),
       hint = 'use a UUID or a name such as ci-fund-<run id>';
   end if;
 
@@ -479,10 +502,12 @@ declare
   v_job public.video_jobs;
   v_balance bigint;
 begin
-  if p_idempotency_key is null or pg_catalog.char_length(p_idempotency_key) not between 1 and 255
-  then
+  if p_idempotency_key is null
+     or pg_catalog.char_length(p_idempotency_key)
+        not between 1 and videogen_private.key_max_length() then
     raise sqlstate 'PT400' using message = 'invalid_input',
-      detail = 'the idempotency key must be 1 to 255 characters',
+      detail = pg_catalog.format('the idempotency key must be 1 to %s characters',
+                                 videogen_private.key_max_length()),
       hint = 'use a UUID as the idempotency key';
   end if;
   if v_user is null then
@@ -516,7 +541,7 @@ begin
       if v_record.fingerprint <> p_fingerprint then
         raise sqlstate 'PT422' using message = 'idempotency_key_reused',
           detail = 'this idempotency key was first used with a different request',
-          hint = 'use a new idempotency key for a new request';
+          hint = 'use a new --idempotency-key for a new request';
       end if;
       select * into v_job from public.video_jobs j where j.job_id = v_record.job_id;
       select c.balance into v_balance from public.user_credits c
@@ -572,7 +597,8 @@ begin
   returning * into v_job;
 
   insert into public.credit_ledger (user_id, job_id, delta, kind, reason, operator)
-  values (v_user, v_job_id, -p_cost, 'charge', 'generate', 'videogen');
+  values (v_user, v_job_id, -p_cost, 'charge', 'generate',
+          videogen_private.system_operator());
 
   return pg_catalog.jsonb_build_object(
     'job', videogen_private.job_json(v_job), 'replayed', false, 'balance', v_balance);
@@ -838,7 +864,7 @@ begin
     raise sqlstate 'PT422' using message = 'refund_exceeds_credits',
       detail = pg_catalog.format(
         'cannot refund %s credits: the job used %s', v_amount, v_job.credits_used),
-      hint = pg_catalog.format('refund %s credits or less', v_job.credits_used);
+      hint = pg_catalog.format('use --credits %s or less', v_job.credits_used);
   end if;
 
   if v_dry_run then

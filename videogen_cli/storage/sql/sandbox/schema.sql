@@ -8,7 +8,7 @@
 -- The functions are videogen_cli/storage/sandbox_functions.py (one Python twin per SQL
 -- function); videogen_cli/storage/sqlite.py creates these tables in a new file and
 -- rebuilds older files into them (SQLite cannot add a check to a table).
--- tests/backends/test_sandbox_schema.py compares the columns and checks with Postgres.
+-- tests/backends/test_sandbox_twin.py compares the columns and checks with Postgres.
 -- Statements end with a semicolon at the end of a line (the store splits on them).
 
 create table models (
