@@ -94,13 +94,15 @@ def test_the_sql_spells_each_constant_as_the_python_does() -> None:
     assert f"'{NEVER_SUBMITTED}'" in functions
 
 
+TABLES = ("models", "user_credits", "video_jobs", "idempotency_keys", "credit_ledger")
+
+
 def _sqlite_columns(path: Path) -> dict[str, list[str]]:
     db = sqlite3.connect(str(path))
     try:
         return {
             table: sorted(r[1] for r in db.execute(f"pragma table_info({table})"))
-            for table in ("models", "user_credits", "video_jobs", "idempotency_keys",
-                          "credit_ledger")  # fmt: skip
+            for table in TABLES
         }
     finally:
         db.close()

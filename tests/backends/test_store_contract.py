@@ -1165,7 +1165,7 @@ def raw_transcript(store: Any) -> list[Any]:
         out.append((label, norm(answer)))
         return answer
 
-    def create(label: str, user: str, key: str, **extra: Any) -> Any:
+    def create(label: str, user: str, key: str | None, **extra: Any) -> Any:
         args: dict[str, Any] = {
             "p_user_id": user,
             "p_idempotency_key": key,

@@ -1,10 +1,11 @@
 """Upgrades in place: databases made by earlier versions of videogen.
 
 The old code is frozen in tests/backends/fixtures/ (see its README): its Postgres
-migration file and its sandbox stores (schema versions 1 and 2). Each test builds a database with data through that
-old code (its own SQL functions, its own store class), upgrades it with the current code,
-and checks that every balance, ledger row, job and key survived unchanged and that the new
-operations work on the upgraded store.
+migration file and its sandbox stores (schema versions 1 and 2). Each test builds a
+database with data through that old code (its own SQL functions, its own store class),
+upgrades it with the current code, and checks that every balance, ledger row, job and key
+survived (the sandbox's: under the new column names and timestamp format) and that the
+new operations work on the upgraded store.
 """
 
 from __future__ import annotations
@@ -320,7 +321,8 @@ def test_a_sandbox_file_of_before_upgrades_in_place(tmp_path: Path, version: int
                            (SIM.name,)) == [(4,)]  # fmt: skip
             grant = store.grant_credits(ids["bob"], 10, "welcome", "ops", "welcome-bob")
             assert (grant.granted_now, grant.balance) == (False, 6)
-            assert store.get_job(ids["stranded"]).not_found_count == 1
+            stranded = store.get_job(ids["stranded"])
+            assert stranded is not None and stranded.not_found_count == 1
         _new_operations_work(store, ids, SIM if version == 2 else None)
     finally:
         store.close()

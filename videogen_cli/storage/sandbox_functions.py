@@ -229,8 +229,7 @@ def fail_locked_job(c: Call, p_job: Row, p_error: str) -> Row:
         ).rowcount
         if inserted:
             c.db.execute(
-                "update user_credits set balance = balance + ?, updated_at = ?"
-                " where user_id = ?",
+                "update user_credits set balance = balance + ?, updated_at = ? where user_id = ?",
                 (v_owed, c.now_ts, v_job["user_id"]),
             )
         else:

@@ -186,8 +186,7 @@ def _create(db: sqlite3.Connection) -> None:
     now = _now_ts()
     _seed_models(db, now)
     db.execute(
-        "insert into user_credits (user_id, balance, created_at, updated_at)"
-        " values (?, ?, ?, ?)",
+        "insert into user_credits (user_id, balance, created_at, updated_at) values (?, ?, ?, ?)",
         (DEMO_USER_ID, DEMO_USER_CREDITS, now, now),
     )
     db.execute(
