@@ -41,12 +41,12 @@ from videogen_cli.domain import (
 )
 
 # Who an automatic movement is attributed to in the ledger (the operator of every charge
-# and of every automatic refund). SQL: videogen_private.system_operator() in
-# storage/sql/functions.sql; tests/backends/test_sandbox_twin.py keeps the two equal.
+# and of every automatic refund). storage/sql/functions.sql spells it out, and
+# tests/backends/test_sandbox_twin.py pins each of those literals to this.
 SYSTEM_OPERATOR = "videogen"
 # The longest idempotency key any store accepts (generate's keys and grant keys alike;
-# the shortest is 1 character at the store). The SQL checks spell the number out
-# (storage/sql/): tests/backends/test_sandbox_twin.py pins every one of them to this.
+# the shortest is 1 character at the store). The SQL checks and messages spell the number
+# out (storage/sql/): tests/backends/test_sandbox_twin.py pins each of them to this.
 KEY_MAX_LENGTH = 255
 # The error (and refund reason suffix) of a job charged but never handed to a provider.
 NEVER_SUBMITTED = "never submitted to the provider (the submitting process stopped); refunded"

@@ -74,22 +74,18 @@ def test_the_twin_has_every_sql_function_in_order_with_its_parameters() -> None:
 
 
 def test_the_sql_spells_each_constant_as_the_python_does() -> None:
+    """The SQL cannot import ports.py: each literal standing for a constant is pinned."""
     functions = functions_sql()
-    # The system operator: written once, in videogen_private.system_operator().
-    assert re.findall(r"'videogen'", functions) == ["'videogen'"]
-    assert f"select '{SYSTEM_OPERATOR}'::text" in functions
-    assert sandbox_functions.system_operator() == SYSTEM_OPERATOR
-    # The key length: once in the functions (videogen_private.key_max_length()), and in
-    # every check of the tables, Postgres and sandbox alike.
-    assert re.findall(r"select (\d+)\n", functions) == [str(KEY_MAX_LENGTH)]
-    assert "between 1 and 255" not in functions
-    checks = [
-        *(m.sql for m in migrations()),
-        schema_sql(),
-    ]
-    bounds = [int(n) for text in checks for n in re.findall(r"between 1 and (\d+)", text)]
-    assert bounds == [KEY_MAX_LENGTH] * 4  # keys, grant keys; Postgres and the sandbox
-    assert sandbox_functions.key_max_length() == KEY_MAX_LENGTH
+    # The system operator: on the charge of create_job and the refund of fail_locked_job.
+    assert re.findall(r"'charge', 'generate', '([^']*)'\)", functions) == [SYSTEM_OPERATOR]
+    assert re.findall(r"'job failed: ' \|\| p_error,\s*'([^']*)'\)", functions) == [SYSTEM_OPERATOR]
+    assert functions.count(f"'{SYSTEM_OPERATOR}'") == 2
+    # The key length: in the functions' checks and messages, and in the table checks of
+    # Postgres (migrations/) and of the sandbox (sql/sandbox/schema.sql).
+    tables = "\n".join([*(m.sql for m in migrations()), schema_sql()])
+    bounds = re.findall(r"between 1 and (\d+)", functions + tables)
+    assert bounds == [str(KEY_MAX_LENGTH)] * 6
+    assert re.findall(r"must be 1 to (\d+) characters", functions) == [str(KEY_MAX_LENGTH)] * 2
     # The never-submitted error (also in test_migration.py).
     assert f"'{NEVER_SUBMITTED}'" in functions
 

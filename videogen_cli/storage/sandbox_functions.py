@@ -8,6 +8,10 @@ raises: ``SqlFunctionError(sqlstate 'PTxyz', message = machine code, detail, hin
 which SqliteStore maps through sqlfunc.error_from_sqlstate like the other stores map
 theirs. The private helpers mirror ``videogen_private.*``.
 
+The constants the SQL spells out ('videogen', 255, the never-submitted error) come from
+ports.py here (SYSTEM_OPERATOR, KEY_MAX_LENGTH, NEVER_SUBMITTED); a test pins the SQL's
+literals to them (tests/backends/test_sandbox_twin.py).
+
 The tables are storage/sql/sandbox/schema.sql. The caller (SqliteStore._call) runs each
 function inside one ``BEGIN IMMEDIATE`` transaction and rolls it back on any error:
 SQLite then has one writer at a time, so the row locks (``for update``), advisory locks
@@ -72,16 +76,6 @@ class Call:
 
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.I)
 _TS_LENGTH = len("2000-01-01T00:00:00.000000Z")
-
-
-def system_operator() -> str:
-    """videogen_private.system_operator(): who automatic ledger rows are attributed to."""
-    return SYSTEM_OPERATOR
-
-
-def key_max_length() -> int:
-    """videogen_private.key_max_length(): the longest idempotency key."""
-    return KEY_MAX_LENGTH
 
 
 def as_uuid(p_value: str | None) -> str | None:
@@ -205,7 +199,7 @@ def _job_not_found(p_job_id: str | None) -> NoReturn:
 
 
 # Fail a job the caller has locked (SELECT ... FOR UPDATE) and refund what it used,
-# exactly once: one 'refund' row "job failed: <error>" by the system operator. A terminal
+# exactly once: one 'refund' row "job failed: <error>" by SYSTEM_OPERATOR. A terminal
 # job is returned unchanged. Shared by videogen_fail_job and videogen_sweep_stranded.
 def fail_locked_job(c: Call, p_job: Row, p_error: str) -> Row:
     v_job = p_job
@@ -223,7 +217,7 @@ def fail_locked_job(c: Call, p_job: Row, p_error: str) -> Row:
                 v_job["job_id"],
                 v_owed,
                 "job failed: " + p_error,
-                system_operator(),
+                SYSTEM_OPERATOR,
                 c.now_ts,
             ),
         ).rowcount
@@ -339,11 +333,11 @@ def videogen_list_ledger(c: Call, p_user_id: str | None, p_limit: int | None = 5
 
 
 def _check_key_length(key: str | None, hint: str) -> None:
-    if key is None or not 1 <= len(key) <= key_max_length():
+    if key is None or not 1 <= len(key) <= KEY_MAX_LENGTH:
         _raise(
             "PT400",
             "invalid_input",
-            f"the idempotency key must be 1 to {key_max_length()} characters",
+            f"the idempotency key must be 1 to {KEY_MAX_LENGTH} characters",
             hint,
         )
 
@@ -351,11 +345,11 @@ def _check_key_length(key: str | None, hint: str) -> None:
 # Add credits (>= 1), creating the account when new; one 'grant' ledger row.
 # Returns {"user_id", "granted", "granted_now", "balance", "reason", "operator",
 # "idempotency_key", "ledger_id"}.
-# Without a key each call is a new grant. With p_idempotency_key (1 to key_max_length()
-# characters) the first call grants and keeps the key on its ledger row; every later call
-# with that key, whatever its other arguments, moves nothing and answers granted_now =
-# false with the stored grant and the user's current balance. Grant keys are their own
-# namespace, apart from generate's idempotency keys.
+# Without a key each call is a new grant. With p_idempotency_key (1-255 characters) the
+# first call grants and keeps the key on its ledger row; every later call with that key,
+# whatever its other arguments, moves nothing and answers granted_now = false with the
+# stored grant and the user's current balance. Grant keys are their own namespace,
+# apart from generate's idempotency keys.
 def videogen_grant_credits(
     c: Call,
     p_user_id: str | None,
@@ -563,7 +557,7 @@ def videogen_create_job(
     c.db.execute(
         "insert into credit_ledger (user_id, job_id, delta, kind, reason, operator, created_at)"
         " values (?, ?, ?, 'charge', 'generate', ?, ?)",
-        (v_user, v_job_id, -p_cost, system_operator(), c.now_ts),
+        (v_user, v_job_id, -p_cost, SYSTEM_OPERATOR, c.now_ts),
     )
     v_job = _job_row(c, v_job_id)
     assert v_job is not None
@@ -1025,8 +1019,8 @@ FUNCTIONS: dict[str, Callable[..., Json]] = {
         videogen_sweep_stranded,
     )
 }
-# The reads: run in a plain (deferred) transaction, a consistent snapshot that takes no
-# write lock (the SQL's are `stable`).
+# The reads (the SQL's `stable` functions): each is one SELECT, which SQLite runs as a
+# transaction of its own, so SqliteStore takes no write lock for them.
 READS = frozenset(
     {
         "videogen_get_model",

@@ -125,9 +125,13 @@ class SqliteStore(SqlFunctionStore):
     @contextmanager
     def _transaction(self, *, write: bool = True) -> Iterator[sqlite3.Connection]:
         """One transaction; a writer takes the lock before any read, so its decisions
-        see the latest state."""
+        see the latest state. A read is one statement: SQLite runs it as a transaction
+        of its own (a consistent snapshot), so it needs no BEGIN."""
+        if not write:
+            yield self._db
+            return
         try:
-            self._db.execute("begin immediate" if write else "begin")
+            self._db.execute("begin immediate")
         except sqlite3.Error as exc:
             raise BackendError(f"sandbox database busy: {exc}", hint=BUSY_HINT) from exc
         try:

@@ -101,27 +101,6 @@ as $$
   end
 $$;
 
--- Who automatic ledger rows (charges, refunds of failed jobs) are attributed to: the one
--- place the SQL names it. videogen_cli/ports.py SYSTEM_OPERATOR (a test keeps them equal).
-create or replace function videogen_private.system_operator()
-returns text
-language sql immutable
-set search_path = ''
-as $$
-  select 'videogen'::text
-$$;
-
--- The longest idempotency key (generate's and grant keys; the shortest is 1 character):
--- the functions' one copy of videogen_cli/ports.py KEY_MAX_LENGTH (a test keeps them
--- equal, and equal to the checks of the tables in migrations/).
-create or replace function videogen_private.key_max_length()
-returns integer
-language sql immutable
-set search_path = ''
-as $$
-  select 255
-$$;
-
 -- One timestamp format in every answer, whatever the session's TimeZone: UTC with 'Z'.
 create or replace function videogen_private.ts(p_value timestamptz)
 returns text
@@ -201,8 +180,9 @@ as $$
 $$;
 
 -- Fail a job the caller has locked (SELECT ... FOR UPDATE) and refund what it used,
--- exactly once: one 'refund' row "job failed: <error>" by the system operator. A terminal job is
--- returned unchanged. Shared by videogen_fail_job and videogen_sweep_stranded.
+-- exactly once: one 'refund' row "job failed: <error>" by the system operator (ports.py
+-- SYSTEM_OPERATOR). A terminal job is returned unchanged. Shared by videogen_fail_job and
+-- videogen_sweep_stranded.
 create or replace function videogen_private.fail_locked_job(
   p_job public.video_jobs,
   p_error text
@@ -224,7 +204,7 @@ begin
   if v_owed > 0 then
     insert into public.credit_ledger (user_id, job_id, delta, kind, reason, operator)
     values (v_job.user_id, v_job.job_id, v_owed, 'refund', 'job failed: ' || p_error,
-            videogen_private.system_operator())
+            'videogen')
     on conflict (job_id, kind) do nothing
     returning id into v_ledger_id;
     if v_ledger_id is not null then
@@ -384,11 +364,11 @@ $$;
 -- Add credits (>= 1), creating the account when new; one 'grant' ledger row.
 -- Returns {"user_id", "granted", "granted_now", "balance", "reason", "operator",
 -- "idempotency_key", "ledger_id"}.
--- Without a key each call is a new grant. With p_idempotency_key (1 to key_max_length()
--- characters) the first call grants and keeps the key on its ledger row; every later call
--- with that key, whatever its other arguments, moves nothing and answers granted_now =
--- false with the stored grant and the user's current balance. Grant keys are their own
--- namespace, apart from generate's idempotency keys.
+-- Without a key each call is a new grant. With p_idempotency_key (1-255 characters) the
+-- first call grants and keeps the key on its ledger row; every later call with that key,
+-- whatever its other arguments, moves nothing and answers granted_now = false with the
+-- stored grant and the user's current balance. Grant keys are their own namespace,
+-- apart from generate's idempotency keys.
 create or replace function public.videogen_grant_credits(
   p_user_id text,
   p_credits bigint,
@@ -416,11 +396,9 @@ begin
       detail = 'credits to grant must be at least 1', hint = 'pass a positive number of credits';
   end if;
   if p_idempotency_key is not null
-     and pg_catalog.char_length(p_idempotency_key)
-         not between 1 and videogen_private.key_max_length() then
+     and pg_catalog.char_length(p_idempotency_key) not between 1 and 255 then
     raise sqlstate 'PT400' using message = 'invalid_input',
-      detail = pg_catalog.format('the idempotency key must be 1 to %s characters',
-                                 videogen_private.key_max_length()),
+      detail = 'the idempotency key must be 1 to 255 characters',
       hint = 'use a UUID or a name such as ci-fund-<run id>';
   end if;
 
@@ -502,12 +480,10 @@ declare
   v_job public.video_jobs;
   v_balance bigint;
 begin
-  if p_idempotency_key is null
-     or pg_catalog.char_length(p_idempotency_key)
-        not between 1 and videogen_private.key_max_length() then
+  if p_idempotency_key is null or pg_catalog.char_length(p_idempotency_key) not between 1 and 255
+  then
     raise sqlstate 'PT400' using message = 'invalid_input',
-      detail = pg_catalog.format('the idempotency key must be 1 to %s characters',
-                                 videogen_private.key_max_length()),
+      detail = 'the idempotency key must be 1 to 255 characters',
       hint = 'use a UUID as the idempotency key';
   end if;
   if v_user is null then
@@ -597,8 +573,7 @@ begin
   returning * into v_job;
 
   insert into public.credit_ledger (user_id, job_id, delta, kind, reason, operator)
-  values (v_user, v_job_id, -p_cost, 'charge', 'generate',
-          videogen_private.system_operator());
+  values (v_user, v_job_id, -p_cost, 'charge', 'generate', 'videogen');
 
   return pg_catalog.jsonb_build_object(
     'job', videogen_private.job_json(v_job), 'replayed', false, 'balance', v_balance);
