@@ -117,6 +117,16 @@ class SqliteStore(SqlFunctionStore):
                     auth_hint=PATH_HINT,
                     unavailable_hint=BUSY_HINT,
                 ) from None
+            except OverflowError:
+                # A number beyond SQLite's 64-bit integers: Postgres' 22003 (bad input).
+                raise error_from_sqlstate(
+                    "22003",
+                    "invalid_input",
+                    "a number is out of range",
+                    backend=self.backend_name,
+                    auth_hint=PATH_HINT,
+                    unavailable_hint=BUSY_HINT,
+                ) from None
             except sqlite3.Error as exc:
                 raise BackendError(
                     f"sandbox error in {fn}: {exc}", code="backend_error", hint=BUSY_HINT
