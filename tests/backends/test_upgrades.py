@@ -26,6 +26,7 @@ from tests.support import pgcluster
 from videogen_cli.domain import JobStatus, NewJob, ProviderIdentity, Submission
 from videogen_cli.errors import RefusedError
 from videogen_cli.ports import NEVER_SUBMITTED
+from videogen_cli.providers.simulator import build_simulator
 from videogen_cli.storage.migrate import apply_migration, migration_sql
 from videogen_cli.storage.postgres import PostgresStore
 from videogen_cli.storage.sandbox_functions import format_ts
@@ -305,6 +306,12 @@ def test_a_sandbox_file_of_before_upgrades_in_place(tmp_path: Path, version: int
     before = sandbox_snapshot(path, columns)
     assert len(before["credit_ledger"]) == 1 + 2 + 5 + 2  # demo seed, grants, charges, refunds
     new_columns, expected = as_upgraded(before, columns)
+    # The simulator keeps its own tables in the same file: the upgrade leaves them be.
+    simulator = build_simulator(path)
+    identity = simulator.identity
+    simulator.close()
+    sim_tables = _sqlite(path, "select name, sql from sqlite_master where name like 'sim%'")
+    assert sim_tables
 
     store = SqliteStore(path)
     try:
@@ -324,6 +331,12 @@ def test_a_sandbox_file_of_before_upgrades_in_place(tmp_path: Path, version: int
             stranded = store.get_job(ids["stranded"])
             assert stranded is not None and stranded.not_found_count == 1
         _new_operations_work(store, ids, SIM if version == 2 else None)
+        assert _sqlite(path, "select name, sql from sqlite_master where name like 'sim%'") == (
+            sim_tables
+        )
+        again = build_simulator(path)
+        assert again.identity == identity
+        again.close()
     finally:
         store.close()
     assert SqliteStore(path).get_balance(ids["alice"]) is not None  # opens again, no upgrade
