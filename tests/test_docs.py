@@ -97,6 +97,8 @@ CODE_IN_PYTHON = [
     re.compile(r"""["']code["']\s*:\s*""" + _Q),
     re.compile(r"ApiError\(\s*\d{3},\s*" + _Q),
     re.compile(r"error_body\(\s*" + _Q),
+    # The sandbox's twin of the SQL functions: _raise("PTxyz", "<code>", detail, hint).
+    re.compile(r"_raise\(\s*[\"']PT\d{3}[\"'],\s*" + _Q),
     re.compile(r"^\s*return\s*\(?\s*" + _Q + r",", re.M),
 ]
 # `raise sqlstate 'PTxyz' using message = '<code>'` in the SQL functions.

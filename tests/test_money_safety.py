@@ -37,6 +37,7 @@ from videogen_cli.errors import ProviderError, RefusedError, UsageError
 from videogen_cli.ports import NEVER_SUBMITTED, JobStore
 from videogen_cli.providers.fal import FalQueueProvider, fal_origin
 from videogen_cli.providers.simulator import build_simulator
+from videogen_cli.storage.sandbox_functions import format_ts
 from videogen_cli.storage.sqlite import SqliteStore
 
 
@@ -427,7 +428,7 @@ def strand(key: str, age: timedelta, db: Path) -> Job:
     """A job charged by a process that died before submitting, ``age`` ago."""
     with closing(SqliteStore(db)) as dead_process:
         job = charged_job(dead_process, key)
-    when = (datetime.now(UTC) - age).isoformat()
+    when = format_ts(datetime.now(UTC) - age)  # the stored format
     with sqlite3.connect(db) as con:
         con.execute("update video_jobs set created_at = ? where job_id = ?", (when, job.job_id))
     return job

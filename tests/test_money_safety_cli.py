@@ -21,6 +21,7 @@ from videogen_cli.cli.main import app
 from videogen_cli.core.jobs import NOT_FOUND_LIMIT
 from videogen_cli.domain import ProviderIdentity, Submission
 from videogen_cli.ports import NEVER_SUBMITTED
+from videogen_cli.storage.sandbox_functions import format_ts
 from videogen_cli.storage.sqlite import SqliteStore
 
 SANDBOX = {"backend": "sandbox", "provider": "simulator"}
@@ -97,7 +98,7 @@ def strand(home: Path, key: str, age: timedelta) -> str:
     with con:
         con.execute(
             "update video_jobs set created_at = ? where job_id = ?",
-            ((datetime.now(UTC) - age).isoformat(), job.job_id),
+            (format_ts(datetime.now(UTC) - age), job.job_id),  # the stored format
         )
     con.close()
     return job.job_id

@@ -1,11 +1,13 @@
 """The seams between the core and its adapters.
 
-`JobStore` is the storage seam. Every method that changes money is ONE atomic
-operation with the same meaning in every store: the sandbox (SQLite) implements it
-in Python inside one transaction, the Postgres and Supabase stores call one SQL
-function of the same name (``videogen_<method>``). The contract test suite holds
-every store to the rules written here. All methods are safe to call again with the
-same arguments (a timed-out RPC has an unknown outcome, so retries must be harmless).
+`JobStore` is the storage seam. Every method is ONE call of the SQL function of the
+same name, ``videogen_<method>`` in storage/sql/functions.sql, where its rules live:
+the Postgres and Supabase stores call the function, the sandbox (SQLite) calls its
+Python twin (storage/sandbox_functions.py) inside one transaction, and all three map the
+answers to domain records in one place (storage/sqlfunc.py). The contract test suite
+(tests/backends/test_store_contract.py) compares the stores' raw answers. All methods
+are safe to call again with the same arguments (a timed-out RPC has an unknown outcome,
+so retries must be harmless).
 
 Errors raised by stores (from ``videogen_cli.errors``):
 
@@ -38,8 +40,14 @@ from videogen_cli.domain import (
     Submission,
 )
 
-# Who an automatic movement is attributed to in the ledger.
+# Who an automatic movement is attributed to in the ledger (the operator of every charge
+# and of every automatic refund). storage/sql/functions.sql spells it out, and
+# tests/backends/test_sandbox_twin.py pins each of those literals to this.
 SYSTEM_OPERATOR = "videogen"
+# The longest idempotency key any store accepts (generate's keys and grant keys alike;
+# the shortest is 1 character at the store). The SQL checks and messages spell the number
+# out (storage/sql/): tests/backends/test_sandbox_twin.py pins each of them to this.
+KEY_MAX_LENGTH = 255
 # The error (and refund reason suffix) of a job charged but never handed to a provider.
 NEVER_SUBMITTED = "never submitted to the provider (the submitting process stopped); refunded"
 
@@ -88,54 +96,28 @@ class JobStore(Protocol):
         operator: str,
         idempotency_key: str | None = None,
     ) -> GrantOutcome:
-        """Add ``credits`` (>= 1) to the user, creating the account when new.
-
-        Writes one ``grant`` ledger row (no job) with reason and operator. Without a key
-        each call is a new grant. With ``idempotency_key``: the first call grants and
-        records the key (``granted_now=True``); any later call with the same key moves
-        nothing and answers ``granted_now=False`` with the stored grant and the current
-        balance, whatever its other arguments (grant keys are their own namespace,
-        separate from generate's keys).
-        """
+        """Add ``credits`` (>= 1) to the user, creating the account; once per
+        ``idempotency_key`` when one is given. Rules: ``public.videogen_grant_credits``."""
         ...
 
     def create_job(self, new: NewJob) -> CreateJobResult:
-        """Claim the idempotency key, debit credits and insert the job, atomically.
-
-        - Key unknown: debit ``new.cost`` from the user (never below 0), insert the job
-          (status ``pending``, ``credits_used = cost``), the idempotency record (with
-          ``new.request``) and one ``charge`` ledger row (delta ``-cost``, reason
-          ``"generate"``, operator ``SYSTEM_OPERATOR``). Returns ``replayed=False`` and
-          the balance after the debit.
-        - Key known with the same fingerprint: change nothing, return that job,
-          ``replayed=True`` and the user's current balance.
-        - Key known with another fingerprint: ``RefusedError("idempotency_key_reused")``.
-        - Unknown user: ``NotFoundError("user_not_found")``.
-        - Balance < cost: ``RefusedError("insufficient_credits")``; nothing is written.
-        Keys are global (one key, one job); the fingerprint covers the user, so the same
-        key from another user is a different request and is refused.
-        Concurrent calls with one key: exactly one debit, all others replay.
-        """
+        """Claim the idempotency key, debit credits and insert the job, atomically; the
+        same key and request again replays (nothing charged), another request with the
+        key is refused. Rules and errors: ``public.videogen_create_job``."""
         ...
 
     def record_submission(
         self, job_id: str, endpoint_id: str, submission: Submission, provider: ProviderIdentity
     ) -> Job:
-        """Store fal's request id and URLs, and who took the job, on a pending job that
-        has no request id yet.
-
-        Returns the job after the call. If the job already has a request id, or is no
-        longer pending (e.g. it was failed as never-submitted meanwhile), nothing is
-        changed and the job is returned as it is; the caller compares request ids.
+        """Store the provider's request id and URLs, and who took the job, on a
+        pending job that has none yet; otherwise change nothing. Returns the job after the
+        call (the caller compares request ids). Rules: ``public.videogen_record_submission``.
         """
         ...
 
     def note_not_found(self, job_id: str) -> Job:
-        """Count one "not found" answer from the job's own provider (no money moves).
-
-        Increments ``not_found_count`` of a non-terminal job and returns the job; a
-        terminal job is returned unchanged. ``apply_status`` resets the count to 0.
-        """
+        """Count one "not found" answer from the job's own provider (no money moves);
+        a terminal job comes back unchanged. Rules: ``public.videogen_note_not_found``."""
         ...
 
     def apply_status(
@@ -147,23 +129,14 @@ class JobStore(Protocol):
         video_url: str | None = None,
         thumbnail_url: str | None = None,
     ) -> Job:
-        """Move a non-terminal job to ``pending``, ``processing`` or ``completed``.
-
-        ``pending`` keeps ``queue_position``; ``processing`` clears it; ``completed``
-        sets ``video_url`` (and ``thumbnail_url``) and clears it. A terminal job is
-        returned unchanged (first terminal state wins). ``failed`` is not accepted here:
-        use ``fail_job``.
-        """
+        """Move a non-terminal job to ``pending``, ``processing`` or ``completed``
+        (first terminal state wins; only a real change touches ``updated_at``). ``failed``
+        is refused: use ``fail_job``. Rules: ``public.videogen_apply_status``."""
         ...
 
     def fail_job(self, job_id: str, error: str) -> Job:
-        """Mark a non-terminal job ``failed`` and refund its credits, exactly once.
-
-        Writes one ``refund`` ledger row (delta ``+credits_used - refunded_credits``,
-        reason ``"job failed: <error>"``, operator ``SYSTEM_OPERATOR``), adds it to the
-        balance and sets ``refunded_credits = credits_used``. A job that is already
-        terminal is returned unchanged, so any number of concurrent callers refund once.
-        """
+        """Mark a non-terminal job ``failed`` and refund what it used, exactly once; a
+        terminal job comes back unchanged. Rules: ``public.videogen_fail_job``."""
         ...
 
     def refund_job(
@@ -175,42 +148,24 @@ class JobStore(Protocol):
         *,
         dry_run: bool = False,
     ) -> RefundOutcome:
-        """Operator refund of a terminal job: at most one refund per job.
-
-        - Unknown job: ``NotFoundError("job_not_found")``.
-        - Job ``pending``/``processing``: ``RefusedError("job_not_refundable")``.
-        - Job already refunded in full (any refund ledger row covering all it used,
-          including the automatic one of a failed job): nothing moves,
-          ``refunded_now=False`` (exit 0).
-        - Job already refunded in part: ``RefusedError("already_refunded")`` whose
-          message names the amount already refunded (exit 4), except a repeat of the
-          very same refund (same credits, reason and operator: a retry after a lost
-          answer), which answers like the full case (``refunded_now=False``).
-        - ``credits`` None means all of ``credits_used``; ``credits`` > ``credits_used``:
-          ``RefusedError("refund_exceeds_credits")``; ``credits`` < 1 is a ``UsageError``.
-        - Otherwise one ``refund`` ledger row with reason and operator, balance raised,
-          ``refunded_credits`` set, ``refunded_now=True``.
-        ``dry_run``: every check above, and the answer the call would give
-        (``dry_run=True``, ``refunded_now`` as it would be, ``balance`` as it would be
-        after), with nothing written. ``balance_before`` is always set.
+        """Operator refund of a terminal job, at most one per job (``credits`` None:
+        all it used); ``dry_run``: the same checks and answer, nothing written.
+        ``balance_before`` is always set. Rules and errors: ``public.videogen_refund_job``.
         """
         ...
 
     def list_unfinished_jobs(self, older_than_seconds: float, limit: int) -> list[Job]:
         """Jobs not yet terminal, created at least ``older_than_seconds`` ago, oldest
-        first, at most ``limit`` (what `videogen reconcile` sweeps)."""
+        first, at most ``limit`` (what `videogen reconcile` syncs).
+        Rules: ``public.videogen_list_unfinished_jobs``."""
         ...
 
     def sweep_stranded(
         self, grace_seconds: float, *, limit: int | None = None, dry_run: bool = False
     ) -> StrandedSweep:
-        """Fail and refund, exactly once, every job charged but never submitted (pending,
-        no provider request id) created more than ``grace_seconds`` ago.
-
-        The SQL function is ``public.videogen_sweep_stranded(grace interval)``; it skips
-        rows locked by a concurrent caller (``FOR UPDATE SKIP LOCKED``), so any number of
-        sweepers at once move each credit once. Error text: ``NEVER_SUBMITTED`` below.
-        """
+        """Fail and refund, exactly once, every job charged but never submitted
+        created more than ``grace_seconds`` ago (error text: ``NEVER_SUBMITTED``).
+        Rules: ``public.videogen_sweep_stranded``."""
         ...
 
     def close(self) -> None:

@@ -170,12 +170,14 @@ class Backend:
         if self.path is not None:
             from datetime import datetime, timedelta
 
+            from videogen_cli.storage.sandbox_functions import format_ts
+
             (created,) = self.execute("select created_at from video_jobs where job_id = %s",
                                       (job_id,))[0]  # fmt: skip
             earlier = datetime.fromisoformat(created) - timedelta(seconds=seconds)
-            self.execute(
+            self.execute(  # the stored format (sql/sandbox/schema.sql)
                 "update video_jobs set created_at = %s where job_id = %s",
-                (earlier.isoformat(), job_id),
+                (format_ts(earlier), job_id),
             )
         else:
             self.execute(

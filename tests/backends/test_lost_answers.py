@@ -1,4 +1,5 @@
-"""A call whose answer is lost, then the retry: money moves once (design §1, ports.py).
+"""A call whose answer is lost, then the retry: money moves once (README "Money
+rules"; the retry rule of ports.py).
 
 The call is held on a row lock taken by another connection, so the client gives up (a
 read timeout for Supabase, a dropped connection for Postgres) while the database work is

@@ -304,7 +304,8 @@ def test_row_level_security_shows_users_only_their_rows(migrated_dsn: str, as_ro
 
 
 def test_supabase_default_privileges_are_taken_back(pg_empty_dsn: str) -> None:
-    # What a Supabase project does for every new object in `public` (reference §3).
+    # What a Supabase project does for every new object in `public` (its default
+    # privileges: everything granted to anon and authenticated).
     with psycopg.connect(pg_empty_dsn, autocommit=True) as conn:
         conn.execute(
             """

@@ -11,6 +11,7 @@ runs one scripted session on all three stores and compares the transcripts.
 from __future__ import annotations
 
 import dataclasses
+import re
 import uuid
 from collections.abc import Callable
 from datetime import datetime
@@ -37,6 +38,7 @@ from videogen_cli.domain import (
 )
 from videogen_cli.errors import NotFoundError, RefusedError, UsageError, VideogenError
 from videogen_cli.ports import NEVER_SUBMITTED, SYSTEM_OPERATOR
+from videogen_cli.storage.migrate import functions_sql
 
 SETTINGS = {"duration": "4s", "resolution": "720p", "aspect_ratio": "16:9"}
 FAL = ProviderIdentity("fal", "https://queue.fal.run")
@@ -1095,3 +1097,305 @@ def test_two_sweepers_at_once_refund_each_job_once(backend: Backend) -> None:
     assert sum(r.swept for r in results) == 20
     assert sum(r.refunded_credits for r in results) == 40
     assert store.get_balance(user) == 100
+
+
+# --- the same raw answers everywhere -----------------------------------------------------
+
+_UUID_IN_TEXT = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_TS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
+# Ids the script chooses (and the seed catalog's): kept as they are.
+_FIXED_IDS = {U1, U2, GHOST, *(m.id for m in SEED_MODELS)}
+
+
+class RawNormaliser:
+    """Raw JSON answers made comparable across stores without hiding any rule.
+
+    Generated ids (job ids, also inside texts, and ledger ids) are numbered in order of
+    appearance; each distinct timestamp becomes a token T1, T2... in order of first
+    appearance, so "created_at == updated_at" and "updated_at unchanged" are compared
+    (equal values, equal tokens). Objects are walked in key order (jsonb orders its keys
+    its own way). Every timestamp must have the one format of videogen_private.ts.
+    """
+
+    def __init__(self) -> None:
+        self.ids: dict[str, str] = {}
+        self.ledger_ids: dict[int, str] = {}
+        self.times: dict[str, str] = {}
+
+    def text(self, value: str) -> str:
+        if _TS.fullmatch(value):
+            return self.times.setdefault(value, f"T{len(self.times) + 1}")
+        assert not re.search(r"\d{4}-\d\d-\d\dT\d\d:\d\d", value), f"timestamp format: {value}"
+        return _UUID_IN_TEXT.sub(self._id, value)
+
+    def _id(self, match: re.Match[str]) -> str:
+        value = match.group(0)
+        if value in _FIXED_IDS:
+            return value
+        return self.ids.setdefault(value, f"id#{len(self.ids) + 1}")
+
+    def __call__(self, value: Any, key: str | None = None) -> Any:
+        if isinstance(value, dict):
+            return {k: self(value[k], k) for k in sorted(value)}
+        if isinstance(value, list):
+            return [self(v) for v in value]
+        if isinstance(value, str):
+            return self.text(value)
+        if key in ("id", "ledger_id") and isinstance(value, int) and not isinstance(value, bool):
+            return self.ledger_ids.setdefault(value, f"ledger#{len(self.ledger_ids) + 1}")
+        assert value is None or isinstance(value, bool | int), f"unexpected {value!r}"
+        return value
+
+
+def raw_transcript(store: Any) -> list[Any]:
+    """A scripted session of raw calls (``store._call``) of every videogen_* function,
+    with refusals and dry runs; each answer, or error, normalised by RawNormaliser."""
+    norm = RawNormaliser()
+    out: list[Any] = []
+    called: set[str] = set()
+
+    def call(label: str, fn: str, **args: Any) -> Any:
+        called.add(fn)
+        try:
+            answer = store._call(fn, args)
+        except VideogenError as exc:
+            out.append((label, "error", type(exc).__name__, exc.exit_code, exc.code,
+                        norm.text(exc.message), exc.hint and norm.text(exc.hint)))  # fmt: skip
+            return None
+        out.append((label, norm(answer)))
+        return answer
+
+    def create(label: str, user: str, key: str | None, **extra: Any) -> Any:
+        args: dict[str, Any] = {
+            "p_user_id": user,
+            "p_idempotency_key": key,
+            "p_fingerprint": f"fp-{key}",
+            "p_model": "veo3.1",
+            "p_prompt": f"prompt {key}",
+            "p_image_url": None,
+            "p_settings": dict(SETTINGS),
+            "p_cost": 8,
+            "p_request": {"prompt": f"prompt {key}", "settings": SETTINGS},
+        }
+        args.update(extra)
+        return call(label, "videogen_create_job", **args)
+
+    def submit(label: str, job_id: str | None, request_id: str = "r1", **extra: Any) -> Any:
+        base = f"https://queue.fal.run/fal-ai/veo3.1/requests/{request_id}"
+        args: dict[str, Any] = {
+            "p_job_id": job_id,
+            "p_endpoint_id": "fal-ai/veo3.1",
+            "p_request_id": request_id,
+            "p_status_url": f"{base}/status",
+            "p_response_url": base,
+            "p_cancel_url": f"{base}/cancel",
+            "p_queue_position": 2,
+            "p_provider": FAL.name,
+            "p_provider_origin": FAL.origin,
+        }
+        args.update(extra)
+        return call(label, "videogen_record_submission", **args)
+
+    def status(label: str, job_id: str | None, status: str | None, **extra: Any) -> Any:
+        return call(label, "videogen_apply_status", p_job_id=job_id, p_status=status,
+                    p_queue_position=extra.get("queue"), p_video_url=extra.get("video"),
+                    p_thumbnail_url=extra.get("thumb"))  # fmt: skip
+
+    def refund(label: str, job_id: str | None, credits: int | None, reason: str | None,
+               operator: str | None, dry_run: bool = False) -> Any:  # fmt: skip
+        return call(label, "videogen_refund_job", p_job_id=job_id, p_credits=credits,
+                    p_reason=reason, p_operator=operator, p_dry_run=dry_run)  # fmt: skip
+
+    veo = next(m for m in SEED_MODELS if m.slug == "veo3.1")
+    # Reads of the catalog.
+    call("model", "videogen_get_model", p_slug_or_id="veo3.1")
+    call("model by id", "videogen_get_model", p_slug_or_id=veo.id)
+    call("model by upper id", "videogen_get_model", p_slug_or_id=veo.id.upper())
+    call("no model", "videogen_get_model", p_slug_or_id="nope")
+    call("models", "videogen_list_models")
+    # Grants.
+    call("grant u1", "videogen_grant_credits", p_user_id=U1, p_credits=40, p_reason="welcome",
+         p_operator="alice")  # fmt: skip
+    call("grant u1 more", "videogen_grant_credits", p_user_id=U1, p_credits=2, p_reason=None,
+         p_operator=None)  # fmt: skip
+    call("grant u2", "videogen_grant_credits", p_user_id=U2, p_credits=5, p_reason="welcome",
+         p_operator="alice", p_idempotency_key=None)  # fmt: skip
+    for label, user, credits, key in [
+        ("grant zero", U1, 0, None),
+        ("grant null credits", U1, None, None),
+        ("grant bad user", "o'brien", 5, None),
+        ("grant backslash user", "a\\b", 5, None),
+        ("grant null user", None, 5, None),
+        ("grant key", U2, 7, "fund-1"),
+        ("grant key again", U2, 9, "fund-1"),
+        ("grant key by u1", U1, 9, "fund-1"),
+        ("grant empty key", U2, 1, ""),
+        ("grant long key", U2, 1, "k" * 256),
+        ("grant longest key", U2, 1, "k" * 255),
+    ]:
+        call(label, "videogen_grant_credits", p_user_id=user, p_credits=credits,
+             p_reason="ci", p_operator="ci", p_idempotency_key=key)  # fmt: skip
+    call("balance u1", "videogen_get_balance", p_user_id=U1)
+    call("balance upper", "videogen_get_balance", p_user_id=U1.upper())
+    call("balance ghost", "videogen_get_balance", p_user_id=GHOST)
+    call("balance bad", "videogen_get_balance", p_user_id="bad")
+    # create_job, and every refusal of it.
+    a = create("create a", U1, "key-a")
+    a_id = a["job"]["job_id"]
+    create("replay a", U1, "key-a")
+    create("reuse a", U1, "key-a", p_fingerprint="other")
+    create("ghost user", GHOST, "key-g")
+    create("bad user", "bad", "key-bu")
+    create("no model", U1, "key-m", p_model="nope")
+    create("null model", U1, "key-nm", p_model=None)
+    create("model by id", U1, "key-mi", p_model=veo.id, p_cost=4)
+    create("too poor", U2, "key-p", p_cost=100)
+    create("empty key", U1, "")
+    create("null key", U1, None)
+    create("long key", U1, "k" * 256)
+    create("zero cost", U1, "key-z", p_cost=0)
+    create("no fingerprint", U1, "key-f", p_fingerprint="")
+    create("null prompt", U1, "key-np", p_prompt=None)
+    create("null settings", U2, "key-ns", p_settings=None, p_request=None, p_cost=1)
+    # Submissions.
+    submit("submit a", a_id)
+    submit("submit a again", a_id, "r2")
+    submit("submit unknown", GHOST)
+    submit("submit bad id", "bad")
+    submit("submit no request", a_id, "")
+    submit("submit null request", a_id, p_request_id=None)
+    submit("submit negative queue", a_id, p_queue_position=-1)
+    submit("submit no provider", a_id, p_provider="")
+    submit("submit no origin", a_id, p_provider_origin=None)
+    # Status changes: only a real change writes (updated_at tokens show it).
+    status("queue a", a_id, "pending", queue=1)
+    status("queue a same", a_id, "pending", queue=1)
+    call("404 a", "videogen_note_not_found", p_job_id=a_id)
+    status("queue a after 404", a_id, "pending", queue=1)
+    status("run a", a_id, "processing", queue=5)
+    status("run a same", a_id, "processing")
+    status("a failed", a_id, "failed")
+    status("a null status", a_id, None)
+    status("a odd status", a_id, "it's done")
+    status("a negative queue", a_id, "pending", queue=-1)
+    status("unknown status", GHOST, "processing")
+    status("bad id status", "bad", "processing")
+    refund("refund live a", a_id, None, "early", "alice")
+    refund("dry refund live a", a_id, None, "early", "alice", True)
+    status("finish a", a_id, "completed", video="https://v/a.mp4", thumb="https://v/a.jpg")
+    status("run a late", a_id, "processing")
+    call("404 a done", "videogen_note_not_found", p_job_id=a_id)
+    call("fail a late", "videogen_fail_job", p_job_id=a_id, p_error="late")
+    # Refunds.
+    refund("refund a 0", a_id, 0, "zero", "alice")
+    refund("refund a 100", a_id, 100, "too much", "alice")
+    refund("dry refund a 3", a_id, 3, "blurry", "alice", True)
+    refund("refund a 3", a_id, 3, "blurry", "alice")
+    refund("refund a other", a_id, 2, "again", "bob")
+    refund("dry refund a other", a_id, 2, "again", "bob", True)
+    refund("refund a same", a_id, 3, "blurry", "alice")
+    refund("refund a null reason", a_id, 3, None, "alice")
+    refund("refund unknown", GHOST, None, "x", "y")
+    refund("refund bad id", "bad", None, "x", "y")
+    b = create("create b", U1, "key-b", p_cost=4)
+    b_id = b["job"]["job_id"]
+    call("fail b", "videogen_fail_job", p_job_id=b_id, p_error=None)
+    call("fail b again", "videogen_fail_job", p_job_id=b_id, p_error="again")
+    call("fail unknown", "videogen_fail_job", p_job_id=GHOST, p_error="x")
+    refund("refund b", b_id, None, "asked", "alice")
+    refund("refund b partly", b_id, 1, "asked", "alice", True)
+    c = create("create c", U1, "key-c", p_cost=12)
+    c_id = c["job"]["job_id"]
+    status("finish c", c_id, "completed", video="https://v/c.mp4")
+    refund("dry refund c", c_id, None, "wrong prompt", "carol", True)
+    refund("refund c", c_id, None, "wrong prompt", "carol")
+    refund("dry refund c again", c_id, 2, "again", "dave", True)
+    # "Not found" answers from the provider.
+    d = create("create d", U2, "key-d", p_cost=4)
+    d_id = d["job"]["job_id"]
+    submit("submit d", d_id, "r4", p_provider=SIM.name, p_provider_origin=SIM.origin,
+           p_queue_position=None)  # fmt: skip
+    call("404 d", "videogen_note_not_found", p_job_id=d_id)
+    call("404 d again", "videogen_note_not_found", p_job_id=d_id)
+    status("run d", d_id, "processing")
+    call("404 unknown", "videogen_note_not_found", p_job_id=GHOST)
+    call("404 bad id", "videogen_note_not_found", p_job_id="bad")
+    # Reconciliation.
+    e = create("create e", U2, "key-e", p_cost=1)
+    e_id = e["job"]["job_id"]
+    create("create f", U2, "key-f2", p_cost=1)
+    for label, age, limit in [
+        ("unfinished", 0, 10),
+        ("unfinished 1", 0.0, 1),
+        ("unfinished 0", 0, 0),
+        ("unfinished old", 3600.5, 10),
+        ("unfinished negative", -1, 10),
+        ("unfinished null", None, 10),
+        ("unfinished negative limit", 0, -1),
+        ("unfinished null limit", 0, None),
+    ]:
+        call(label, "videogen_list_unfinished_jobs", p_older_than_seconds=age, p_limit=limit)
+    call("sweep default", "videogen_sweep_stranded")
+    call("sweep young", "videogen_sweep_stranded", grace="1 hour", p_limit=None,
+         p_dry_run=False)  # fmt: skip
+    call("sweep dry", "videogen_sweep_stranded", grace="0.000000 seconds", p_limit=None,
+         p_dry_run=True)  # fmt: skip
+    call("sweep negative", "videogen_sweep_stranded", grace="-1 seconds", p_limit=None,
+         p_dry_run=False)  # fmt: skip
+    call("sweep negative limit", "videogen_sweep_stranded", grace="0 seconds", p_limit=-1,
+         p_dry_run=False)  # fmt: skip
+    call("sweep 1", "videogen_sweep_stranded", grace="0 seconds", p_limit=1, p_dry_run=False)
+    call("sweep", "videogen_sweep_stranded", grace="0.000000 seconds", p_limit=None,
+         p_dry_run=False)  # fmt: skip
+    call("sweep again", "videogen_sweep_stranded", grace="0 seconds", p_limit=None,
+         p_dry_run=None)  # fmt: skip
+    submit("submit e late", e_id, "r5")
+    # Reads of everything that happened.
+    for label, job_id in [("get a", a_id), ("get e", e_id), ("get bad", "bad"),
+                          ("get unknown", GHOST), ("get upper", d_id.upper())]:  # fmt: skip
+        call(label, "videogen_get_job", p_job_id=job_id)
+    for label, user, limit in [
+        ("jobs u1", U1, 20),
+        ("jobs u1 1", U1, 1),
+        ("jobs u2", U2, 20),
+        ("jobs all", None, 100),
+        ("jobs empty user", "", 100),
+        ("jobs bad user", "bad", 100),
+        ("jobs negative limit", U1, -1),
+        ("jobs null limit", U1, None),
+    ]:
+        call(label, "videogen_list_jobs", p_user_id=user, p_limit=limit)
+    for label, user, limit in [
+        ("ledger u1", U1, 50),
+        ("ledger u1 2", U1, 2),
+        ("ledger u2", U2, 50),
+        ("ledger ghost", GHOST, 50),
+        ("ledger bad", "bad", 50),
+        ("ledger negative limit", U1, -1),
+    ]:
+        call(label, "videogen_list_ledger", p_user_id=user, p_limit=limit)
+    for key in ("key-a", "key-ns", "key-p", "never-used"):
+        call(f"key {key}", "videogen_get_idempotency_record", p_key=key)
+    call("final balances", "videogen_get_balance", p_user_id=U2)
+
+    functions = set(re.findall(r"function public\.(videogen_\w+)\(", functions_sql()))
+    assert called == functions, f"not called: {sorted(functions - called)}"
+    return out
+
+
+@pytest.mark.postgres
+def test_every_store_gives_the_same_raw_answers(
+    backend_factory: Callable[[str], Backend],
+) -> None:
+    """The sandbox's twin answers exactly what the SQL functions answer, call by call:
+    the same JSON (timestamps as tokens: which ones are equal is compared), the same
+    refusals (error class, code, message, hint)."""
+    transcripts = {
+        kind: raw_transcript(backend_factory(kind).store)
+        for kind in ("sqlite", "postgres", "supabase")
+    }
+    reference = transcripts["postgres"]
+    assert len(reference) > 130
+    for kind in ("sqlite", "supabase"):
+        for expected, got in zip(reference, transcripts[kind], strict=True):
+            assert got == expected, f"{kind} differs from postgres at step {expected[0]!r}"

@@ -1,10 +1,11 @@
-"""Upgrades in place: databases made by the code of before numbered migrations.
+"""Upgrades in place: databases made by earlier versions of videogen.
 
 The old code is frozen in tests/backends/fixtures/ (see its README): its Postgres
-migration file and its sandbox store. Each test builds a database with data through that
-old code (its own SQL functions, its own store class), upgrades it with the current code,
-and checks that every balance, ledger row, job and key survived unchanged and that the new
-operations work on the upgraded store.
+migration file and its sandbox stores (schema versions 1 and 2). Each test builds a
+database with data through that old code (its own SQL functions, its own store class),
+upgrades it with the current code, and checks that every balance, ledger row, job and key
+survived (the sandbox's: under the new column names and timestamp format) and that the
+new operations work on the upgraded store.
 """
 
 from __future__ import annotations
@@ -19,13 +20,16 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from tests.backends.fixtures.sqlite_v1 import SqliteStore as SqliteStoreV1
+from tests.backends.fixtures.sqlite_v2 import SqliteStore as SqliteStoreV2
 from tests.backends.test_migration import API_FUNCTIONS
 from tests.support import pgcluster
 from videogen_cli.domain import JobStatus, NewJob, ProviderIdentity, Submission
 from videogen_cli.errors import RefusedError
 from videogen_cli.ports import NEVER_SUBMITTED
+from videogen_cli.providers.simulator import build_simulator
 from videogen_cli.storage.migrate import apply_migration, migration_sql
 from videogen_cli.storage.postgres import PostgresStore
+from videogen_cli.storage.sandbox_functions import format_ts
 from videogen_cli.storage.sqlite import SCHEMA_VERSION, SqliteStore
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -205,10 +209,22 @@ def test_the_printed_script_and_db_migrate_make_the_same_fresh_database(
 
 def build_v1_sandbox(path: Path) -> dict[str, str]:
     """A sandbox file with data, made by the frozen sandbox store of before."""
-    old = SqliteStoreV1(path)
+    return build_old_sandbox(path, 1)
+
+
+def build_old_sandbox(path: Path, version: int) -> dict[str, str]:
+    """A sandbox file with data, made by the frozen sandbox store of that schema version.
+
+    The same jobs and balances with either; version 2 also records each submission's
+    provider, a grant key and a "not found" answer.
+    """
+    old: Any = SqliteStoreV1(path) if version == 1 else SqliteStoreV2(path)
     ids: dict[str, str] = {"alice": str(uuid.uuid4()), "bob": str(uuid.uuid4())}
     old.grant_credits(ids["alice"], 50, "welcome", "ops")
-    old.grant_credits(ids["bob"], 10, "welcome", "ops")
+    if version == 1:
+        old.grant_credits(ids["bob"], 10, "welcome", "ops")
+    else:
+        old.grant_credits(ids["bob"], 10, "welcome", "ops", idempotency_key="welcome-bob")
     for name, user, cost in [
         ("live", "alice", 8),
         ("partial", "alice", 4),
@@ -218,14 +234,18 @@ def build_v1_sandbox(path: Path) -> dict[str, str]:
     ]:
         ids[name] = old.create_job(_new_job(ids[user], f"key-{name}", cost)).job.job_id
     for name in ("live", "partial", "failed", "done"):
-        old.record_submission(
-            ids[name], "fal-ai/veo3.1", Submission(f"req-{name}", None, None, None, 3)
-        )
+        submission = Submission(f"req-{name}", None, None, None, 3)
+        if version == 1:
+            old.record_submission(ids[name], "fal-ai/veo3.1", submission)
+        else:
+            old.record_submission(ids[name], "fal-ai/veo3.1", submission, SIM)
     old.apply_status(ids["live"], JobStatus.PROCESSING)
     for name in ("partial", "done"):
         old.apply_status(ids[name], JobStatus.COMPLETED, video_url=f"https://v/{name}.mp4")
     old.fail_job(ids["failed"], "content policy")
     old.refund_job(ids["partial"], 2, "blurry", "alice")
+    if version == 2:
+        old.note_not_found(ids["stranded"])
     old.close()
     _sqlite(path, "update video_jobs set created_at = ? where job_id = ?",
             ("2020-01-01T00:00:00+00:00", ids["stranded"]))  # fmt: skip
@@ -250,21 +270,73 @@ def sandbox_snapshot(path: Path, columns: dict[str, list[str]]) -> dict[str, lis
     }
 
 
-def test_a_sandbox_file_of_before_upgrades_in_place(tmp_path: Path) -> None:
+# Version 3 (the Postgres shape): `model` is `model_slug` (with `model_id` beside it), and
+# every timestamp is stored in one format.
+RENAMED = {"model": "model_slug"}
+TIMESTAMPS = ("created_at", "updated_at", "submitted_at")
+
+
+def as_upgraded(
+    before: dict[str, list[Any]], columns: dict[str, list[str]]
+) -> tuple[dict[str, list[str]], dict[str, list[Any]]]:
+    """The old columns under their new names, and the old rows as the upgrade stores them."""
+    from datetime import datetime
+
+    new_columns = {t: [RENAMED.get(c, c) for c in cols] for t, cols in columns.items()}
+    rows: dict[str, list[Any]] = {}
+    for table, cols in columns.items():
+        rows[table] = [
+            tuple(
+                format_ts(datetime.fromisoformat(v)) if c in TIMESTAMPS and v is not None else v
+                for c, v in zip(cols, row, strict=True)
+            )
+            for row in before[table]
+        ]
+    return new_columns, rows
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_a_sandbox_file_of_before_upgrades_in_place(tmp_path: Path, version: int) -> None:
     path = tmp_path / "sandbox.sqlite3"
-    ids = build_v1_sandbox(path)
-    assert _sqlite(path, "pragma user_version") == [(1,)]
+    ids = build_old_sandbox(path, version)
+    assert _sqlite(path, "pragma user_version") == [(version,)]
     columns = {
         table: [r[1] for r in _sqlite(path, f"pragma table_info({table})")] for table in DATA_TABLES
     }
     before = sandbox_snapshot(path, columns)
     assert len(before["credit_ledger"]) == 1 + 2 + 5 + 2  # demo seed, grants, charges, refunds
+    new_columns, expected = as_upgraded(before, columns)
+    # The simulator keeps its own tables in the same file: the upgrade leaves them be.
+    simulator = build_simulator(path)
+    identity = simulator.identity
+    simulator.close()
+    sim_tables = _sqlite(path, "select name, sql from sqlite_master where name like 'sim%'")
+    assert sim_tables
 
     store = SqliteStore(path)
     try:
         assert _sqlite(path, "pragma user_version") == [(SCHEMA_VERSION,)]
-        assert sandbox_snapshot(path, columns) == before
-        _new_operations_work(store, ids)
+        assert sandbox_snapshot(path, new_columns) == expected
+        # Each job's model_id is the id of the model its slug named.
+        assert _sqlite(
+            path,
+            "select count(*) from video_jobs j join models m"
+            " on m.id = j.model_id and m.slug = j.model_slug",
+        ) == [(5,)]
+        if version == 2:
+            assert _sqlite(path, "select count(*) from video_jobs where provider = ?",
+                           (SIM.name,)) == [(4,)]  # fmt: skip
+            grant = store.grant_credits(ids["bob"], 10, "welcome", "ops", "welcome-bob")
+            assert (grant.granted_now, grant.balance) == (False, 6)
+            stranded = store.get_job(ids["stranded"])
+            assert stranded is not None and stranded.not_found_count == 1
+        _new_operations_work(store, ids, SIM if version == 2 else None)
+        assert _sqlite(path, "select name, sql from sqlite_master where name like 'sim%'") == (
+            sim_tables
+        )
+        again = build_simulator(path)
+        assert again.identity == identity
+        again.close()
     finally:
         store.close()
     assert SqliteStore(path).get_balance(ids["alice"]) is not None  # opens again, no upgrade
@@ -274,7 +346,9 @@ def test_a_sandbox_file_of_before_upgrades_in_place(tmp_path: Path) -> None:
 # --- the same checks on both -------------------------------------------------------------
 
 
-def _new_operations_work(store: Any, ids: dict[str, str]) -> None:
+def _new_operations_work(
+    store: Any, ids: dict[str, str], provider: ProviderIdentity | None = None
+) -> None:
     alice, bob = ids["alice"], ids["bob"]
     assert store.get_balance(alice) == 50 - 8 - 4 - 4 - 4 + 2 + 4
     assert store.get_balance(bob) == 6
@@ -283,9 +357,9 @@ def _new_operations_work(store: Any, ids: dict[str, str]) -> None:
     assert (live.status, live.provider_request_id, live.provider) == (
         JobStatus.PROCESSING,
         "req-live",
-        None,  # recorded before providers were recorded
+        None if provider is None else provider.name,  # None: before providers were recorded
     )
-    assert live.not_found_count == 0 and live.provider_identity is None
+    assert live.not_found_count == 0 and live.provider_identity == provider
     assert store.note_not_found(ids["live"]).not_found_count == 1
     assert store.apply_status(ids["live"], JobStatus.PROCESSING).not_found_count == 0
 
@@ -316,7 +390,10 @@ def _new_operations_work(store: Any, ids: dict[str, str]) -> None:
     first = store.grant_credits(bob, 5, "ci", "ci", idempotency_key="ci-1")
     again = store.grant_credits(bob, 5, "ci", "ci", idempotency_key="ci-1")
     assert (first.granted_now, again.granted_now, again.balance) == (True, False, 15)
-    assert store.create_job(_new_job(alice, "key-live", 8)).job.job_id == ids["live"]  # replay
+    balance = store.get_balance(alice)
+    replay = store.create_job(_new_job(alice, "key-live", 8))
+    assert replay.job.job_id == ids["live"] and replay.replayed is True  # a key of before
+    assert store.get_balance(alice) == balance == replay.balance  # replayed: no charge
 
 
 def _open_in_a_process(path: str, user: str, barrier: Any, answers: Any) -> None:

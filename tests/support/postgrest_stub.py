@@ -1,7 +1,7 @@
 """A PostgREST-compatible RPC endpoint over a real Postgres database, for tests.
 
 Only what SupabaseStore uses: ``POST /rest/v1/rpc/<fn>`` with a JSON object of named
-arguments. It behaves as PostgREST does (reference/supabase-postgrest.md §2):
+arguments. It behaves as PostgREST does (its documentation, "Functions as RPC"):
 
 * the key in ``Authorization: Bearer`` (else ``apikey``) picks the role: the service key
   runs as ``service_role``, the anon key as ``anon``; any other token is 401 PGRST301;

@@ -19,10 +19,9 @@ from typing import Any
 
 from videogen_cli.domain import JsonDict, Model, SettingSpec
 from videogen_cli.errors import NotFoundError, RefusedError, UsageError
-from videogen_cli.ports import JobStore
+from videogen_cli.ports import KEY_MAX_LENGTH, JobStore
 
 MAX_PROMPT_CHARS = 5000
-MAX_KEY_CHARS = 255
 MIN_KEY_CHARS = 8
 
 
@@ -208,9 +207,9 @@ def check_uuid(value: str, what: str) -> str:
 
 def check_idempotency_key(key: str) -> str:
     key = key.strip()
-    if not MIN_KEY_CHARS <= len(key) <= MAX_KEY_CHARS or not key.isprintable() or " " in key:
+    if not MIN_KEY_CHARS <= len(key) <= KEY_MAX_LENGTH or not key.isprintable() or " " in key:
         raise UsageError(
-            f"idempotency key must be {MIN_KEY_CHARS}–{MAX_KEY_CHARS} printable characters "
+            f"idempotency key must be {MIN_KEY_CHARS}–{KEY_MAX_LENGTH} printable characters "
             "without spaces",
             hint="omit --idempotency-key to get a new UUID",
         )

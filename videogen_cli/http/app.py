@@ -21,7 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from videogen_cli import __version__
 from videogen_cli.config import Settings
 from videogen_cli.core.jobs import JobService
-from videogen_cli.core.requests import MAX_KEY_CHARS, MIN_KEY_CHARS
+from videogen_cli.core.requests import MIN_KEY_CHARS
 from videogen_cli.errors import ErrorCode, VideogenError
 from videogen_cli.http import handlers
 from videogen_cli.http.edge import Edge
@@ -46,6 +46,7 @@ from videogen_cli.http.schemas import (
 )
 from videogen_cli.http.services import ServicePool
 from videogen_cli.http.tokens import HS256Verifier, TokenVerifier, load_secret
+from videogen_cli.ports import KEY_MAX_LENGTH
 
 GENERATE = f"{FUNCTIONS}/generate-video"
 STATUS = f"{FUNCTIONS}/get-video-status"
@@ -150,7 +151,7 @@ def create_app(
                 alias="Idempotency-Key",
                 description="A new UUID per request; the same key to retry it (same request: "
                 "the first answer again; another request: 422).",
-                json_schema_extra={"minLength": MIN_KEY_CHARS, "maxLength": MAX_KEY_CHARS},
+                json_schema_extra={"minLength": MIN_KEY_CHARS, "maxLength": KEY_MAX_LENGTH},
             ),
         ],
     ) -> Response:

@@ -2,8 +2,9 @@
 
 Every JobStore method is one call of ``public.videogen_<method>`` with named ``p_...``
 arguments; the function returns JSON, which this module turns into domain records. The
-transports (psycopg for Postgres, PostgREST RPC for Supabase) differ only in
-``_call`` and in how they read an error's SQLSTATE, so both share the mapping below.
+three stores differ only in ``_call`` and in how they read an error's SQLSTATE (psycopg
+for Postgres, PostgREST RPC for Supabase, the functions' Python twin in
+sandbox_functions.py for the sandbox), so all three share the mapping below.
 
 Imports nothing beyond the standard library and videogen's own modules: this module is
 loaded by the concrete stores only.
@@ -187,7 +188,7 @@ class SqlFunctionStore(abc.ABC):
         thumbnail_url: str | None = None,
     ) -> Job:
         if status is JobStatus.FAILED:
-            # A caller bug, as in the sandbox store; the SQL refuses it too (PT400).
+            # A caller bug; the SQL (and its sandbox twin) refuses it too (PT400).
             raise ValueError("use fail_job to fail a job: it refunds")
         raw = self._call(
             "videogen_apply_status",

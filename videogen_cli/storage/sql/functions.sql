@@ -180,8 +180,9 @@ as $$
 $$;
 
 -- Fail a job the caller has locked (SELECT ... FOR UPDATE) and refund what it used,
--- exactly once: one 'refund' row "job failed: <error>" by 'videogen'. A terminal job is
--- returned unchanged. Shared by videogen_fail_job and videogen_sweep_stranded.
+-- exactly once: one 'refund' row "job failed: <error>" by the system operator (ports.py
+-- SYSTEM_OPERATOR). A terminal job is returned unchanged. Shared by videogen_fail_job and
+-- videogen_sweep_stranded.
 create or replace function videogen_private.fail_locked_job(
   p_job public.video_jobs,
   p_error text
@@ -516,7 +517,7 @@ begin
       if v_record.fingerprint <> p_fingerprint then
         raise sqlstate 'PT422' using message = 'idempotency_key_reused',
           detail = 'this idempotency key was first used with a different request',
-          hint = 'use a new idempotency key for a new request';
+          hint = 'use a new --idempotency-key for a new request';
       end if;
       select * into v_job from public.video_jobs j where j.job_id = v_record.job_id;
       select c.balance into v_balance from public.user_credits c
@@ -838,7 +839,7 @@ begin
     raise sqlstate 'PT422' using message = 'refund_exceeds_credits',
       detail = pg_catalog.format(
         'cannot refund %s credits: the job used %s', v_amount, v_job.credits_used),
-      hint = pg_catalog.format('refund %s credits or less', v_job.credits_used);
+      hint = pg_catalog.format('use --credits %s or less', v_job.credits_used);
   end if;
 
   if v_dry_run then
