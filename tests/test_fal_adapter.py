@@ -1,10 +1,11 @@
 """FalQueueProvider: wire format from cassettes, retry policy from scripted transports.
 
 The cassettes in ``cassettes/test_fal_adapter/`` were synthesized from the documented
-queue API shapes (/work/shared/reference/fal-queue-api.md), not recorded: fal.ai is not
-reachable where they were written. ``make cassettes`` re-records them with a real
-FAL_KEY; the status/result/cancel cassettes name fixed request ids, so a live re-record
-needs requests in those states and the asserted values reviewed (as with any cassette diff).
+queue API shapes (https://fal.ai/docs/documentation/model-apis/inference/queue), not
+recorded: fal.ai is not reachable where they were written. ``make cassettes``
+re-records them with a real FAL_KEY; the status/result/cancel cassettes name fixed
+request ids, so a live re-record needs requests in those states and the asserted values
+reviewed (as with any cassette diff).
 """
 
 from __future__ import annotations
