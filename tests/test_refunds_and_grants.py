@@ -235,9 +235,19 @@ def run_in_terminal(args: list[str], answer: bytes) -> tuple[int, str]:
             os._exit(127)
     shown = b""
     answered = False
+    quiet = 0.0
     while True:
-        ready, _, _ = select.select([fd], [], [], 60)
-        assert ready, f"no output for 60 s; so far: {shown.decode(errors='replace')}"
+        ready, _, _ = select.select([fd], [], [], 2)
+        if not ready:
+            quiet += 2
+            assert quiet < 60, f"no output for 60 s; so far: {shown.decode(errors='replace')}"
+            if answered and answer == b"\x03" and quiet % 6 == 0:
+                # A SIGINT that lands after Python last checked for signals but before
+                # input() blocks in read() only sets Python's flag and the read never
+                # returns (a race in any Python prompt); a person presses Ctrl-C again.
+                os.write(fd, answer)
+            continue
+        quiet = 0.0
         try:
             chunk = os.read(fd, 4096)
         except OSError:  # EIO: the child closed the terminal
