@@ -50,6 +50,12 @@ SYSTEM_OPERATOR = "videogen"
 KEY_MAX_LENGTH = 255
 # The error (and refund reason suffix) of a job charged but never handed to a provider.
 NEVER_SUBMITTED = "never submitted to the provider (the submitting process stopped); refunded"
+# A job charged but never handed to a provider (the process died in between) is failed
+# and refunded (sweep_stranded) once it is older than this: VIDEOGEN_SUBMIT_GRACE_SECONDS
+# unless set. Generous, because a submit with its safe retries can legitimately take a
+# minute. videogen_sweep_stranded's own default ('10 minutes') is pinned to it by
+# tests/backends/test_sandbox_twin.py.
+DEFAULT_SUBMIT_GRACE_SECONDS = 600.0
 
 
 class JobStore(Protocol):

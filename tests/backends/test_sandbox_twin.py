@@ -19,7 +19,12 @@ from typing import Any
 import psycopg
 import pytest
 
-from videogen_cli.ports import KEY_MAX_LENGTH, NEVER_SUBMITTED, SYSTEM_OPERATOR
+from videogen_cli.ports import (
+    DEFAULT_SUBMIT_GRACE_SECONDS,
+    KEY_MAX_LENGTH,
+    NEVER_SUBMITTED,
+    SYSTEM_OPERATOR,
+)
 from videogen_cli.storage import sandbox_functions
 from videogen_cli.storage.migrate import functions_sql, migrations
 from videogen_cli.storage.sqlite import SqliteStore, schema_sql
@@ -88,6 +93,9 @@ def test_the_sql_spells_each_constant_as_the_python_does() -> None:
     assert re.findall(r"must be 1 to (\d+) characters", functions) == [str(KEY_MAX_LENGTH)] * 2
     # The never-submitted error (also in test_migration.py).
     assert f"'{NEVER_SUBMITTED}'" in functions
+    # The sweep's default grace period, as the SQL spells it.
+    (grace,) = re.findall(r"grace interval default '(\d+) minutes'", functions)
+    assert int(grace) * 60 == DEFAULT_SUBMIT_GRACE_SECONDS
 
 
 TABLES = ("models", "user_credits", "video_jobs", "idempotency_keys", "credit_ledger")

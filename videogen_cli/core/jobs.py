@@ -43,7 +43,13 @@ from videogen_cli.domain import (
     StrandedSweep,
 )
 from videogen_cli.errors import NotFoundError, ProviderError, RefusedError, VideogenError
-from videogen_cli.ports import NEVER_SUBMITTED, Clock, JobStore, VideoProvider
+from videogen_cli.ports import (
+    DEFAULT_SUBMIT_GRACE_SECONDS,
+    NEVER_SUBMITTED,
+    Clock,
+    JobStore,
+    VideoProvider,
+)
 
 __all__ = [
     "NEVER_SUBMITTED",
@@ -149,7 +155,7 @@ class JobService:
         provider_factory: Callable[[], VideoProvider],
         *,
         clock: Clock | None = None,
-        submit_grace_seconds: float = 600.0,
+        submit_grace_seconds: float = DEFAULT_SUBMIT_GRACE_SECONDS,
     ) -> None:
         self._store = store
         self._provider_factory = provider_factory
