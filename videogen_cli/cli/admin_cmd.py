@@ -165,6 +165,7 @@ def sandbox_reset(
     ```
     """
     from videogen_cli.catalog import DEMO_USER_ID
+    from videogen_cli.cli.records import SandboxReset
     from videogen_cli.config import load_settings
     from videogen_cli.errors import UsageError
 
@@ -184,11 +185,7 @@ def sandbox_reset(
         from videogen_cli.bootstrap import reset_sandbox
 
         balance = reset_sandbox(path, DEMO_USER_ID)  # deletes, creates and seeds the file
-        data = {"reset": True, "database": str(path), "demo_user": DEMO_USER_ID, "balance": balance}
-        if json_mode:
-            out.json(data)
-        else:
-            out.result(f"reset {path}: demo user {DEMO_USER_ID} has {balance} credits")
+        out.emit(SandboxReset(str(path), DEMO_USER_ID, balance))
 
 
 def _confirm(question: str) -> bool:
