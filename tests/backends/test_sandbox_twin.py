@@ -78,6 +78,20 @@ def test_the_twin_has_every_sql_function_in_order_with_its_parameters() -> None:
                 assert parameter.default == expected, (name, parameter.name)
 
 
+def test_the_twin_takes_no_write_lock_for_exactly_the_sqls_stable_functions() -> None:
+    """SqliteStore runs the READS without BEGIN IMMEDIATE: they must be the functions
+    the SQL declares `stable` (they write nothing), and every other one a writer."""
+    stable = set(
+        re.findall(
+            r"create or replace function public\.(videogen_\w+)\([^)]*\)\s*returns \w+\s*"
+            r"language \w+ stable",
+            functions_sql(),
+        )
+    )
+    assert len(stable) == 8
+    assert stable == sandbox_functions.READS
+
+
 def test_the_sql_spells_each_constant_as_the_python_does() -> None:
     """The SQL cannot import ports.py: each literal standing for a constant is pinned."""
     functions = functions_sql()
