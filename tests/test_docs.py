@@ -272,3 +272,22 @@ def test_every_help_is_drawn_alike_and_readable_at_80_columns(command: str) -> N
 )
 def test_options_show_the_value_they_take(command: str, option: str) -> None:
     assert f"   {option}  " in help_text(*command.split(), columns=100)
+
+
+# Documents outside the repository that a reader does not have (issue 9): a comment
+# cites a README section, a SQL function or a test instead. Spelled in pieces here so
+# that this file does not match itself.
+_OUTSIDE = re.compile("/work/" + "shared|(?:design|reference) " + "§")
+
+
+def test_nothing_in_the_repository_cites_documents_outside_it() -> None:
+    places = [ROOT / "videogen_cli", ROOT / "tests", ROOT / "cassettes", ROOT / ".ci"]
+    files = [p for place in places for p in place.rglob("*") if p.is_file()]
+    files += [ROOT / "README.md", ROOT / "Makefile", ROOT / "pyproject.toml"]
+    cited = []
+    for path in files:
+        if path.suffix in (".pyc", ".sqlite3", ".db") or "__pycache__" in path.parts:
+            continue
+        text = path.read_text(encoding="utf-8", errors="replace")
+        cited += [f"{path.relative_to(ROOT)}: {m.group(0)}" for m in _OUTSIDE.finditer(text)]
+    assert cited == []

@@ -22,14 +22,11 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from videogen_cli.errors import ConfigError
+from videogen_cli.ports import DEFAULT_SUBMIT_GRACE_SECONDS
 
 # The fal queue API, unless VIDEOGEN_FAL_QUEUE_URL says otherwise; also the fal adapter's
 # and the simulator's default (providers/fal.py, providers/simulator.py).
 DEFAULT_FAL_QUEUE_URL = "https://queue.fal.run"
-# A job charged but never handed to fal (the process died in between) is failed and
-# refunded by `status` once it is older than this. Generous, because a submit with its
-# safe retries can legitimately take a minute.
-DEFAULT_SUBMIT_GRACE_SECONDS = 600.0
 # Sane bounds for the numeric variables: a week of grace is longer than any submit, and a
 # simulator slower than 100x or faster than a million times real time is a typo.
 MAX_SUBMIT_GRACE_SECONDS = 7 * 24 * 3600.0

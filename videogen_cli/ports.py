@@ -50,6 +50,16 @@ SYSTEM_OPERATOR = "videogen"
 KEY_MAX_LENGTH = 255
 # The error (and refund reason suffix) of a job charged but never handed to a provider.
 NEVER_SUBMITTED = "never submitted to the provider (the submitting process stopped); refunded"
+# A job charged but never handed to a provider (the process died in between) is failed
+# and refunded (sweep_stranded) once it is older than this: VIDEOGEN_SUBMIT_GRACE_SECONDS
+# unless set. Generous, because a submit with its safe retries can legitimately take a
+# minute. videogen_sweep_stranded's own default ('10 minutes') is pinned to it by
+# tests/backends/test_sandbox_twin.py.
+DEFAULT_SUBMIT_GRACE_SECONDS = 600.0
+# How many rows a list gives when the caller names no limit: the defaults of
+# videogen_list_jobs and videogen_list_ledger (test_sandbox_twin.py pins the SQL's).
+DEFAULT_JOBS_LIMIT = 20
+DEFAULT_LEDGER_LIMIT = 50
 
 
 class JobStore(Protocol):
@@ -75,7 +85,7 @@ class JobStore(Protocol):
         """The job, or None. A malformed id is simply not found."""
         ...
 
-    def list_jobs(self, user_id: str | None = None, limit: int = 20) -> list[Job]:
+    def list_jobs(self, user_id: str | None = None, limit: int = DEFAULT_JOBS_LIMIT) -> list[Job]:
         """Newest first, optionally for one user."""
         ...
 
@@ -83,7 +93,7 @@ class JobStore(Protocol):
         """The stored record for this key, or None."""
         ...
 
-    def list_ledger(self, user_id: str, limit: int = 50) -> list[LedgerEntry]:
+    def list_ledger(self, user_id: str, limit: int = DEFAULT_LEDGER_LIMIT) -> list[LedgerEntry]:
         """The user's ledger rows, newest first."""
         ...
 

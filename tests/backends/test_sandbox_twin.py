@@ -19,7 +19,12 @@ from typing import Any
 import psycopg
 import pytest
 
-from videogen_cli.ports import KEY_MAX_LENGTH, NEVER_SUBMITTED, SYSTEM_OPERATOR
+from videogen_cli.ports import (
+    DEFAULT_SUBMIT_GRACE_SECONDS,
+    KEY_MAX_LENGTH,
+    NEVER_SUBMITTED,
+    SYSTEM_OPERATOR,
+)
 from videogen_cli.storage import sandbox_functions
 from videogen_cli.storage.migrate import functions_sql, migrations
 from videogen_cli.storage.sqlite import SqliteStore, schema_sql
@@ -73,6 +78,20 @@ def test_the_twin_has_every_sql_function_in_order_with_its_parameters() -> None:
                 assert parameter.default == expected, (name, parameter.name)
 
 
+def test_the_twin_takes_no_write_lock_for_exactly_the_sqls_stable_functions() -> None:
+    """SqliteStore runs the READS without BEGIN IMMEDIATE: they must be the functions
+    the SQL declares `stable` (they write nothing), and every other one a writer."""
+    stable = set(
+        re.findall(
+            r"create or replace function public\.(videogen_\w+)\([^)]*\)\s*returns \w+\s*"
+            r"language \w+ stable",
+            functions_sql(),
+        )
+    )
+    assert len(stable) == 8
+    assert stable == sandbox_functions.READS
+
+
 def test_the_sql_spells_each_constant_as_the_python_does() -> None:
     """The SQL cannot import ports.py: each literal standing for a constant is pinned."""
     functions = functions_sql()
@@ -88,6 +107,9 @@ def test_the_sql_spells_each_constant_as_the_python_does() -> None:
     assert re.findall(r"must be 1 to (\d+) characters", functions) == [str(KEY_MAX_LENGTH)] * 2
     # The never-submitted error (also in test_migration.py).
     assert f"'{NEVER_SUBMITTED}'" in functions
+    # The sweep's default grace period, as the SQL spells it.
+    (grace,) = re.findall(r"grace interval default '(\d+) minutes'", functions)
+    assert int(grace) * 60 == DEFAULT_SUBMIT_GRACE_SECONDS
 
 
 TABLES = ("models", "user_credits", "video_jobs", "idempotency_keys", "credit_ledger")

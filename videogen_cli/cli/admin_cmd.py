@@ -10,6 +10,11 @@ import typer
 from videogen_cli.cli.common import JsonOpt, open_session, resolve_user
 from videogen_cli.cli.main import LightCommand, LightGroup
 from videogen_cli.cli.output import Output, command_boundary
+from videogen_cli.core.reports import CREDITS_LEDGER_ROWS
+from videogen_cli.ports import DEFAULT_JOBS_LIMIT
+
+# The most rows `jobs` and `credits` list at once.
+MAX_LIST_LIMIT = 500
 
 if TYPE_CHECKING:
     from videogen_cli.config import Settings
@@ -31,7 +36,9 @@ def models(json_mode: JsonOpt = False) -> None:
 
 def jobs(
     user: Annotated[str | None, typer.Option("--user", help="Only this user's jobs.")] = None,
-    limit: Annotated[int, typer.Option("--limit", min=1, max=500, help="How many.")] = 20,
+    limit: Annotated[
+        int, typer.Option("--limit", min=1, max=MAX_LIST_LIMIT, help="How many.")
+    ] = DEFAULT_JOBS_LIMIT,
     json_mode: JsonOpt = False,
 ) -> None:
     """List recent jobs, newest first, with their status as stored.
@@ -53,7 +60,9 @@ def credits(
     user: Annotated[
         str | None, typer.Option("--user", help="User UUID [env VIDEOGEN_USER_ID].")
     ] = None,
-    limit: Annotated[int, typer.Option("--limit", min=1, max=500, help="Ledger rows.")] = 20,
+    limit: Annotated[
+        int, typer.Option("--limit", min=1, max=MAX_LIST_LIMIT, help="Ledger rows.")
+    ] = CREDITS_LEDGER_ROWS,
     json_mode: JsonOpt = False,
 ) -> None:
     """Show a user's balance and latest ledger rows (who moved what, and why).
@@ -165,6 +174,7 @@ def sandbox_reset(
     ```
     """
     from videogen_cli.catalog import DEMO_USER_ID
+    from videogen_cli.cli.records import SandboxReset
     from videogen_cli.config import load_settings
     from videogen_cli.errors import UsageError
 
@@ -184,11 +194,7 @@ def sandbox_reset(
         from videogen_cli.bootstrap import reset_sandbox
 
         balance = reset_sandbox(path, DEMO_USER_ID)  # deletes, creates and seeds the file
-        data = {"reset": True, "database": str(path), "demo_user": DEMO_USER_ID, "balance": balance}
-        if json_mode:
-            out.json(data)
-        else:
-            out.result(f"reset {path}: demo user {DEMO_USER_ID} has {balance} credits")
+        out.emit(SandboxReset(str(path), DEMO_USER_ID, balance))
 
 
 def _confirm(question: str) -> bool:

@@ -379,11 +379,9 @@ def db_sql(json_mode: JsonOpt = False) -> None:
     out = Output(json_mode=json_mode)
     with command_boundary(out):
         from videogen_cli.bootstrap import migration_sql
+        from videogen_cli.cli.records import MigrationSql
 
-        if json_mode:
-            out.json({"sql": migration_sql()})
-        else:
-            sys.stdout.write(migration_sql())
+        out.emit(MigrationSql(migration_sql()))
 
 
 @db_app.command("migrate", cls=LightCommand)
@@ -415,10 +413,9 @@ def db_migrate(json_mode: JsonOpt = False) -> None:
         # Checked before connecting: a malformed or undecodable URL is refused (exit 5).
         where = load_settings({"VIDEOGEN_DATABASE_URL": dsn, "VIDEOGEN_PROVIDER": "simulator"})
         apply_migration(dsn)
-        if json_mode:
-            out.json({"migrated": True, "database_url": where.describe()["database_url"]})
-        else:
-            out.result(f"migrated {where.describe()['database_url']}")
+        from videogen_cli.cli.records import Migrated
+
+        out.emit(Migrated(where.describe()["database_url"]))
 
 
 ROOT_FLAGS = ("--debug",)

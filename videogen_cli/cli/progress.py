@@ -190,10 +190,17 @@ class LiveReporter:
                 "",
             )
             shown = list(reversed(self.recent))
+        from videogen_cli.domain import JobStatus
+
+        styles = {
+            JobStatus.COMPLETED: "green",
+            JobStatus.FAILED: "red",
+            JobStatus.PROCESSING: "cyan",
+        }
         for job_id in shown:
             job = self.jobs[job_id]
             status = job.status.value
-            style = {"completed": "green", "failed": "red", "processing": "cyan"}.get(status, "")
+            style = styles.get(job.status, "")
             cell = f"[{style}]{status}[/]" if style else status
             if self.notes.get(job_id):
                 cell += f" [dim]{escape(safe_text(self.notes[job_id]))}[/]"

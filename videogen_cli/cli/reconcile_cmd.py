@@ -8,6 +8,7 @@ import typer
 
 from videogen_cli.cli.common import JsonOpt, open_session
 from videogen_cli.core.reconcile import DEFAULT_LIMIT
+from videogen_cli.ports import DEFAULT_SUBMIT_GRACE_SECONDS
 
 
 def reconcile(
@@ -27,7 +28,7 @@ def reconcile(
     """Sweep every job that is not finished, so none waits for someone to run `status`.
 
     Jobs charged but never submitted (the submitting process stopped) and older than
-    the grace period (VIDEOGEN_SUBMIT_GRACE_SECONDS, default 600) are failed and
+    the grace period (VIDEOGEN_SUBMIT_GRACE_SECONDS, default {grace}) are failed and
     refunded. Every other job is synced with the provider that took it, exactly as
     `videogen status` does; a job of another provider is skipped and counted. Prints one
     summary (`--json`: one object). Safe to run from many processes and machines at
@@ -54,3 +55,9 @@ def reconcile(
                 s.service, older_than=older_than, limit=limit, dry_run=dry_run, on_job=progress
             )
         )
+
+
+# The help quotes the default grace period: written from the constant, never by hand.
+reconcile.__doc__ = (reconcile.__doc__ or "").replace(
+    "{grace}", f"{DEFAULT_SUBMIT_GRACE_SECONDS:g}"
+)

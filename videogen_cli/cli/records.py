@@ -1,4 +1,5 @@
-"""Results only the CLI makes (the configuration, a token): records with a JSON form,
+"""Results only the CLI makes (the configuration, a token, the sandbox and database
+admin commands): records with a JSON form,
 printed like the core's through `Output.emit` and drawn by cli/render.py."""
 
 from __future__ import annotations
@@ -37,3 +38,40 @@ class IssuedToken:
 
     def to_json(self) -> dict[str, Any]:
         return {"token": self.token, "user_id": self.user_id, "expires_at": self.expires_at}
+
+
+@dataclass(frozen=True)
+class SandboxReset:
+    """`videogen sandbox reset`: the file made anew, and the demo user's balance."""
+
+    database: str
+    demo_user: str
+    balance: int | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "reset": True,
+            "database": self.database,
+            "demo_user": self.demo_user,
+            "balance": self.balance,
+        }
+
+
+@dataclass(frozen=True)
+class MigrationSql:
+    """`videogen db sql`: the migration as one SQL text."""
+
+    sql: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"sql": self.sql}
+
+
+@dataclass(frozen=True)
+class Migrated:
+    """`videogen db migrate`: the database migrated (its URL shown masked)."""
+
+    database_url: object  # Settings.describe()["database_url"]: masked
+
+    def to_json(self) -> dict[str, Any]:
+        return {"migrated": True, "database_url": self.database_url}

@@ -14,7 +14,13 @@ import sys
 from functools import singledispatch
 
 from videogen_cli.cli.output import Column, Output
-from videogen_cli.cli.records import ConfigReport, IssuedToken
+from videogen_cli.cli.records import (
+    ConfigReport,
+    IssuedToken,
+    Migrated,
+    MigrationSql,
+    SandboxReset,
+)
 from videogen_cli.core.credits import GrantReport
 from videogen_cli.core.jobs import GenerateOutcome, RefreshOutcome
 from videogen_cli.core.reconcile import ReconcileSummary
@@ -218,6 +224,27 @@ def _config(result: ConfigReport, out: Output) -> None:
 def _token(result: IssuedToken, out: Output) -> None:
     out.info(f"note: token for user {result.user_id}, valid {result.ttl} s")
     out.result(result.token)
+
+
+# --- the sandbox file and the Postgres schema ------------------------------------------------
+
+
+@render.register
+def _sandbox_reset(result: SandboxReset, out: Output) -> None:
+    out.result(
+        f"reset {result.database}: demo user {result.demo_user} has {result.balance} credits"
+    )
+
+
+@render.register
+def _migration_sql(result: MigrationSql, out: Output) -> None:
+    # The SQL as it is (tabs and all), for a file: not through safe_lines.
+    sys.stdout.write(result.sql)
+
+
+@render.register
+def _migrated(result: Migrated, out: Output) -> None:
+    out.result(f"migrated {result.database_url}")
 
 
 # --- smoke ---------------------------------------------------------------------------------

@@ -13,6 +13,10 @@ import typer
 from videogen_cli.cli.common import JsonOpt
 from videogen_cli.cli.output import Output, command_boundary
 
+# How long `videogen token` makes a token valid unless --ttl says otherwise (an hour;
+# the longest is http/tokens.py MAX_TTL_SECONDS, which --ttl is checked against).
+DEFAULT_TTL_SECONDS = 3600
+
 
 def serve(
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
@@ -64,7 +68,9 @@ def token(
         str | None,
         typer.Option("--user", help="User UUID [env VIDEOGEN_USER_ID; sandbox: the demo user]."),
     ] = None,
-    ttl: Annotated[int, typer.Option("--ttl", help="Seconds until it expires.")] = 3600,
+    ttl: Annotated[int, typer.Option("--ttl", help="Seconds until it expires.")] = (
+        DEFAULT_TTL_SECONDS
+    ),
     json_mode: JsonOpt = False,
 ) -> None:
     """Print a user token (JWT) for `videogen serve`: `Authorization: Bearer <token>`.

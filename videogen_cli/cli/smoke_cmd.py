@@ -15,6 +15,11 @@ import typer
 
 from videogen_cli.cli.common import JsonOpt
 from videogen_cli.cli.output import Output, command_boundary
+from videogen_cli.core.smoke import (
+    DEFAULT_CHECK_TIMEOUT,
+    DEFAULT_POLL_INTERVAL,
+    DEFAULT_POLL_MAX_INTERVAL,
+)
 from videogen_cli.errors import BackendError, UsageError
 
 if TYPE_CHECKING:
@@ -58,7 +63,7 @@ def smoke(
             envvar="VIDEOGEN_SMOKE_CHECK_TIMEOUT",
             help="Deadline of each check, seconds (a job that never ends fails its check).",
         ),
-    ] = 180.0,
+    ] = DEFAULT_CHECK_TIMEOUT,
     run_id: Annotated[
         str | None,
         typer.Option(
@@ -73,10 +78,10 @@ def smoke(
     ] = None,
     interval: Annotated[
         float, typer.Option("--interval", help="First wait between polls, s.")
-    ] = 1.0,
+    ] = DEFAULT_POLL_INTERVAL,
     max_interval: Annotated[
         float, typer.Option("--max-interval", help="Longest wait between polls, s.")
-    ] = 5.0,
+    ] = DEFAULT_POLL_MAX_INTERVAL,
     json_mode: JsonOpt = False,
 ) -> None:
     """Run the backend plan's checks: create, replay, key reuse, no credits, completion,

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from videogen_cli.core.reports import CreditsReport, JobList, ModelCatalog
+from videogen_cli.core.reports import CREDITS_LEDGER_ROWS, CreditsReport, JobList, ModelCatalog
 from videogen_cli.core.requests import (
     PreparedRequest,
     check_idempotency_key,
@@ -43,7 +43,15 @@ from videogen_cli.domain import (
     StrandedSweep,
 )
 from videogen_cli.errors import NotFoundError, ProviderError, RefusedError, VideogenError
-from videogen_cli.ports import NEVER_SUBMITTED, Clock, JobStore, VideoProvider
+from videogen_cli.ports import (
+    DEFAULT_JOBS_LIMIT,
+    DEFAULT_LEDGER_LIMIT,
+    DEFAULT_SUBMIT_GRACE_SECONDS,
+    NEVER_SUBMITTED,
+    Clock,
+    JobStore,
+    VideoProvider,
+)
 
 __all__ = [
     "NEVER_SUBMITTED",
@@ -149,7 +157,7 @@ class JobService:
         provider_factory: Callable[[], VideoProvider],
         *,
         clock: Clock | None = None,
-        submit_grace_seconds: float = 600.0,
+        submit_grace_seconds: float = DEFAULT_SUBMIT_GRACE_SECONDS,
     ) -> None:
         self._store = store
         self._provider_factory = provider_factory
@@ -202,12 +210,12 @@ class JobService:
     def get_model(self, slug_or_id: str) -> Model | None:
         return self._store.get_model(slug_or_id)
 
-    def recent_jobs(self, user_id: str | None = None, limit: int = 20) -> JobList:
+    def recent_jobs(self, user_id: str | None = None, limit: int = DEFAULT_JOBS_LIMIT) -> JobList:
         """`videogen jobs`: newest first, as stored (no provider is asked)."""
         checked = check_uuid(user_id, "user id") if user_id is not None else None
         return JobList(tuple(self._store.list_jobs(checked, limit)), checked)
 
-    def credits(self, user_id: str, limit: int = 20) -> CreditsReport:
+    def credits(self, user_id: str, limit: int = CREDITS_LEDGER_ROWS) -> CreditsReport:
         """`videogen credits`: the balance and the latest ledger rows; raises
         NotFoundError (user_not_found) for a user the store does not know."""
         user_id = check_uuid(user_id, "user id")
@@ -221,10 +229,10 @@ class JobService:
         """The user's balance, or None for a user the store does not know."""
         return self._store.get_balance(user_id)
 
-    def list_ledger(self, user_id: str, limit: int = 50) -> list[LedgerEntry]:
+    def list_ledger(self, user_id: str, limit: int = DEFAULT_LEDGER_LIMIT) -> list[LedgerEntry]:
         return self._store.list_ledger(user_id, limit)
 
-    def list_jobs(self, user_id: str | None = None, limit: int = 20) -> list[Job]:
+    def list_jobs(self, user_id: str | None = None, limit: int = DEFAULT_JOBS_LIMIT) -> list[Job]:
         return self._store.list_jobs(user_id, limit)
 
     def find_job(self, job_id: str) -> Job | None:

@@ -10,6 +10,9 @@ from dataclasses import dataclass
 
 from videogen_cli.domain import Job, JsonDict, LedgerEntry, Model
 
+# The latest ledger rows `videogen credits` shows unless --limit says otherwise.
+CREDITS_LEDGER_ROWS = 20
+
 
 @dataclass(frozen=True)
 class ModelCatalog:

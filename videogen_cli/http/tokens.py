@@ -29,7 +29,6 @@ SECRET_ENV = "SUPABASE_JWT_SECRET"
 SANDBOX_SECRET_FILE = "jwt-secret"
 # Supabase puts this audience in every signed-in user's token.
 AUDIENCE = "authenticated"
-DEFAULT_TTL_SECONDS = 3600
 MAX_TTL_SECONDS = 30 * 24 * 3600
 
 

@@ -35,7 +35,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn
 
-from videogen_cli.ports import KEY_MAX_LENGTH, NEVER_SUBMITTED, SYSTEM_OPERATOR
+from videogen_cli.ports import (
+    DEFAULT_JOBS_LIMIT,
+    DEFAULT_LEDGER_LIMIT,
+    KEY_MAX_LENGTH,
+    NEVER_SUBMITTED,
+    SYSTEM_OPERATOR,
+)
 
 Row = sqlite3.Row
 Json = Any
@@ -271,7 +277,9 @@ def videogen_get_job(c: Call, p_job_id: str | None) -> Json:
 
 
 # Newest first; p_user_id null or '' lists every user's jobs.
-def videogen_list_jobs(c: Call, p_user_id: str | None = None, p_limit: int | None = 20) -> Json:
+def videogen_list_jobs(
+    c: Call, p_user_id: str | None = None, p_limit: int | None = DEFAULT_JOBS_LIMIT
+) -> Json:
     v_user = as_uuid(p_user_id)
     if p_limit is None or p_limit < 0:
         _raise(
@@ -311,7 +319,9 @@ def videogen_get_idempotency_record(c: Call, p_key: str | None) -> Json:
 
 
 # The user's ledger rows, newest first ([] for an unknown user).
-def videogen_list_ledger(c: Call, p_user_id: str | None, p_limit: int | None = 50) -> Json:
+def videogen_list_ledger(
+    c: Call, p_user_id: str | None, p_limit: int | None = DEFAULT_LEDGER_LIMIT
+) -> Json:
     if p_limit is None or p_limit < 0:
         _raise(
             "PT400",

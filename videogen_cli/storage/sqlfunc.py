@@ -41,6 +41,7 @@ from videogen_cli.errors import (
     UsageError,
     VideogenError,
 )
+from videogen_cli.ports import DEFAULT_JOBS_LIMIT, DEFAULT_LEDGER_LIMIT
 
 if TYPE_CHECKING:
     from videogen_cli.ports import JobStore
@@ -87,7 +88,7 @@ class SqlFunctionStore(abc.ABC):
         raw = self._call("videogen_get_job", {"p_job_id": job_id})
         return _job(raw) if raw is not None else None
 
-    def list_jobs(self, user_id: str | None = None, limit: int = 20) -> list[Job]:
+    def list_jobs(self, user_id: str | None = None, limit: int = DEFAULT_JOBS_LIMIT) -> list[Job]:
         raw = self._call("videogen_list_jobs", {"p_user_id": user_id, "p_limit": limit})
         return [_job(j) for j in _list(raw)]
 
@@ -104,7 +105,7 @@ class SqlFunctionStore(abc.ABC):
             created_at=parse_ts(raw["created_at"]),
         )
 
-    def list_ledger(self, user_id: str, limit: int = 50) -> list[LedgerEntry]:
+    def list_ledger(self, user_id: str, limit: int = DEFAULT_LEDGER_LIMIT) -> list[LedgerEntry]:
         raw = self._call("videogen_list_ledger", {"p_user_id": user_id, "p_limit": limit})
         return [_ledger(e) for e in _list(raw)]
 

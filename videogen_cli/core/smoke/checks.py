@@ -16,6 +16,11 @@ from typing import Protocol
 
 from videogen_cli.core.jobs import JobService, SystemClock
 from videogen_cli.core.refunds import refund
+from videogen_cli.core.smoke import (
+    DEFAULT_CHECK_TIMEOUT,
+    DEFAULT_POLL_INTERVAL,
+    DEFAULT_POLL_MAX_INTERVAL,
+)
 from videogen_cli.core.smoke.results import CHECK_NAMES, CheckResult, CheckStatus, SmokeReport
 from videogen_cli.core.smoke.targets import (
     CreateAnswer,
@@ -37,7 +42,6 @@ OPERATOR = "videogen-smoke"
 # gives the same throwaway user, so a retried CI job never funds a second one.
 SMOKE_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://videogen.invalid/smoke")
 FAIL_WORD = "sim:fail"  # the simulator's word for "generation fails" (README "The sandbox")
-DEFAULT_CHECK_TIMEOUT = 180.0
 # Credits granted to the funded smoke user, in jobs' worth: the job of create_pending
 # and the failing job can be charged at once; one more is margin.
 FUNDED_JOBS = 3
@@ -82,7 +86,9 @@ def smoke_user_ids(run_id: str) -> tuple[str, str]:
 class SmokeOptions:
     run_id: str
     check_timeout: float = DEFAULT_CHECK_TIMEOUT
-    backoff: Backoff = field(default_factory=lambda: Backoff(1.0, 5.0, 2.0, True))
+    backoff: Backoff = field(
+        default_factory=lambda: Backoff(DEFAULT_POLL_INTERVAL, DEFAULT_POLL_MAX_INTERVAL, 2.0, True)
+    )
     model: str | None = None
 
 
