@@ -200,12 +200,10 @@ def status(
     ```
     """
     with open_session(json_mode) as s:
-        from videogen_cli.core.watching import check_once
-
         if no_sync:
             s.out.emit(s.service.refresh(job_id, sync=False))
         else:
-            s.out.emit(check_once(s.service, job_id))
+            s.out.emit(s.service.check(job_id))
 
 
 def watch_cmd(
@@ -264,7 +262,6 @@ def _watch_and_exit(
     s: Session, job_ids: list[str], timeout: float, backoff: Backoff, *, stream: bool = True
 ) -> None:
     from videogen_cli.cli.progress import JsonLinesReporter, LineReporter, LiveReporter
-    from videogen_cli.core.watching import watch
 
     reporter: JsonLinesReporter | LineReporter | LiveReporter
     if s.out.json_mode:
@@ -276,8 +273,7 @@ def _watch_and_exit(
     resume = "videogen watch " + " ".join(job_ids)
     try:
         with reporter:
-            result = watch(
-                s.service,
+            result = s.service.watch(
                 job_ids,
                 timeout=timeout,
                 backoff=backoff,

@@ -10,7 +10,6 @@ import typer
 
 from videogen_cli.cli.common import JsonOpt, Session, open_session, resolve_user
 from videogen_cli.core.refunds import check_refund_input
-from videogen_cli.core.refunds import refund as do_refund
 from videogen_cli.core.requests import check_uuid
 from videogen_cli.errors import InterruptedError_, NotIdempotentError, UsageError
 
@@ -57,7 +56,7 @@ def refund(
         job_id = check_uuid(job_id, "job id")
         if dry_run or not yes:
             # The store's own dry run: the same checks as the refund, nothing written.
-            preview = do_refund(s.service, job_id, credits, reason, who, dry_run=True)
+            preview = s.service.refund(job_id, credits, reason, who, dry_run=True)
             if dry_run:
                 s.out.emit(preview)
                 return
@@ -70,7 +69,7 @@ def refund(
                     reason=reason,
                     who=who,
                 )
-        s.out.emit(do_refund(s.service, job_id, credits, reason, who))
+        s.out.emit(s.service.refund(job_id, credits, reason, who))
 
 
 def _login_name() -> str:
@@ -179,7 +178,6 @@ def grant(
     ```
     """
     from videogen_cli.core.credits import check_grant_input
-    from videogen_cli.core.credits import grant as do_grant
 
     with open_session(json_mode) as s:
         request = check_grant_input(
@@ -203,7 +201,7 @@ def grant(
                 else f"idempotency key {request.idempotency_key}: if it granted before, "
                 "nothing moves",
             )
-        s.out.emit(do_grant(s.service, request))
+        s.out.emit(s.service.grant(request))
 
 
 def replay_key(
@@ -227,13 +225,12 @@ def replay_key(
     $ videogen replay-key order-1234 --show --json
     ```
     """
-    from videogen_cli.core.replay import load_record, replay_key
 
     with open_session(json_mode) as s:
         if show:
-            s.out.emit(load_record(s.service, key))
+            s.out.emit(s.service.idempotency_record(key))
             return
-        verdict = replay_key(s.service, key)
+        verdict = s.service.replay(key)
         s.out.emit(verdict)
         if not verdict.idempotent:
             error = NotIdempotentError(

@@ -42,7 +42,6 @@ def reconcile(
     """
     with open_session(json_mode) as s:
         from videogen_cli.core.reconcile import JobAction, check_options
-        from videogen_cli.core.reconcile import reconcile as run_reconcile
 
         check_options(older_than, limit)
 
@@ -51,8 +50,8 @@ def reconcile(
             s.out.info(f"{action.job_id} {action.action.replace('_', ' ')}{detail}")
 
         s.out.emit(
-            run_reconcile(
-                s.service, older_than=older_than, limit=limit, dry_run=dry_run, on_job=progress
+            s.service.reconcile(
+                older_than=older_than, limit=limit, dry_run=dry_run, on_job=progress
             )
         )
 

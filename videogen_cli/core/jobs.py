@@ -17,7 +17,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from videogen_cli.core.reports import CREDITS_LEDGER_ROWS, CreditsReport, JobList, ModelCatalog
 from videogen_cli.core.requests import (
@@ -52,6 +52,15 @@ from videogen_cli.ports import (
     JobStore,
     VideoProvider,
 )
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from videogen_cli.core.credits import GrantReport, GrantRequest
+    from videogen_cli.core.reconcile import JobAction, ReconcileSummary
+    from videogen_cli.core.refunds import RefundReport
+    from videogen_cli.core.replay import ReplayVerdict
+    from videogen_cli.core.watching import Backoff, WatchReporter, WatchResult
 
 __all__ = [
     "NEVER_SUBMITTED",
@@ -198,6 +207,75 @@ class JobService:
         """
         previous, self._store = self._store, store
         return previous
+
+    # --- one entry point per command whose rules live in their own core module -----------
+    # The modules import this one, so each method imports its module when called.
+    def refund(
+        self,
+        job_id: str,
+        credits: int | None,
+        reason: str,
+        operator: str,
+        *,
+        dry_run: bool = False,
+    ) -> RefundReport:
+        """`videogen refund` (core/refunds.py)."""
+        from videogen_cli.core.refunds import refund
+
+        return refund(self, job_id, credits, reason, operator, dry_run=dry_run)
+
+    def grant(self, request: GrantRequest) -> GrantReport:
+        """`videogen grant` (core/credits.py)."""
+        from videogen_cli.core.credits import grant
+
+        return grant(self, request)
+
+    def idempotency_record(self, key: str) -> IdempotencyRecord:
+        """`videogen replay-key --show` (core/replay.py)."""
+        from videogen_cli.core.replay import load_record
+
+        return load_record(self, key)
+
+    def replay(self, key: str) -> ReplayVerdict:
+        """`videogen replay-key` (core/replay.py)."""
+        from videogen_cli.core.replay import replay_key
+
+        return replay_key(self, key)
+
+    def reconcile(
+        self,
+        *,
+        older_than: float,
+        limit: int,
+        dry_run: bool,
+        on_job: Callable[[JobAction], None] | None = None,
+    ) -> ReconcileSummary:
+        """`videogen reconcile` (core/reconcile.py)."""
+        from videogen_cli.core.reconcile import reconcile
+
+        return reconcile(self, older_than=older_than, limit=limit, dry_run=dry_run, on_job=on_job)
+
+    def watch(
+        self,
+        job_ids: Sequence[str],
+        *,
+        timeout: float,
+        backoff: Backoff,
+        reporter: WatchReporter,
+        stream: bool = True,
+    ) -> WatchResult:
+        """`videogen watch` and `generate --watch` (core/watching.py)."""
+        from videogen_cli.core.watching import watch
+
+        return watch(
+            self, job_ids, timeout=timeout, backoff=backoff, reporter=reporter, stream=stream
+        )
+
+    def check(self, job_id: str, *, stream: bool = True) -> RefreshOutcome:
+        """`videogen status`: one read of the job from its provider (core/watching.py)."""
+        from videogen_cli.core.watching import check_once
+
+        return check_once(self, job_id, stream=stream)
 
     # --- reading -----------------------------------------------------------------------------
     def catalog(self) -> ModelCatalog:
