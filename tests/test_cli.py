@@ -217,6 +217,15 @@ def test_replay_key_says_idempotent() -> None:
     assert shown["request"]["prompt"] == "a paper boat" and shown["job_id"] == job_id
 
 
+def test_replay_key_show_prints_the_stored_request_as_before() -> None:
+    # The sandbox stores the request (and the settings) with sorted keys, as it always has:
+    # `replay-key --show --json` prints them byte for byte in that order.
+    generate(key="order-rk-order")
+    request = run_json("replay-key", "order-rk-order", "--show")["request"]
+    assert list(request) == ["image_url", "model", "prompt", "settings", "user_id"]
+    assert list(request["settings"]) == ["aspect_ratio", "duration", "resolution"]
+
+
 @pytest.mark.parametrize(
     ("args", "code", "error_code"),
     [

@@ -487,7 +487,8 @@ def videogen_create_job(
             v_user,
             p_fingerprint,
             v_job_id,
-            json.dumps(p_request if p_request is not None else {}),
+            # Stored with sorted keys, as the sandbox always has (replay-key --show).
+            json.dumps(p_request if p_request is not None else {}, sort_keys=True),
             c.now_ts,
         ),
     ).rowcount
@@ -557,7 +558,7 @@ def videogen_create_job(
             v_model["endpoint_id"],
             p_prompt,
             p_image_url,
-            json.dumps(p_settings if p_settings is not None else {}),
+            json.dumps(p_settings if p_settings is not None else {}, sort_keys=True),
             p_cost,
             p_idempotency_key,
             c.now_ts,
