@@ -93,8 +93,14 @@ class Quiet:
 
 
 def _service(db: Path, latency: float) -> tuple[JobService, Latency]:
-    transport = Latency(SimulatorTransport(db), latency)
-    provider = FalQueueProvider("sandbox", transport=transport, name="simulator")
+    simulator = SimulatorTransport(db)
+    transport = Latency(simulator, latency)
+    # The simulator's own identity (as build_simulator gives it): the jobs are then the
+    # sandbox's, which `videogen watch` in another process follows (README "Each job
+    # stays with its provider").
+    provider = FalQueueProvider(
+        "sandbox", transport=transport, name="simulator", identity=simulator.identity
+    )
     return JobService(SqliteStore(db), lambda: provider, clock=SystemClock()), transport
 
 
