@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,23 @@ from tests.support.postgrest_stub import PostgrestStub  # noqa: E402
 # Test-only credentials of the PostgREST stub (not secrets: nothing real accepts them).
 SERVICE_KEY = "test-service-role-key-7f3a9c"
 ANON_KEY = "test-anon-key-51bd02"
+
+
+@contextmanager
+def backend_variables(kind: str, dsn: str) -> Iterator[dict[str, str]]:
+    """The variables a user sets to point videogen at ``kind``: ``postgres`` is ``dsn``
+    itself, ``supabase`` a PostgREST stub on ``dsn``, running until the block ends."""
+    if kind == "postgres":
+        yield {"VIDEOGEN_DATABASE_URL": dsn}
+        return
+    if kind != "supabase":
+        raise ValueError(kind)
+    stub = PostgrestStub(dsn, service_key=SERVICE_KEY, anon_key=ANON_KEY).start()
+    try:
+        yield {"SUPABASE_URL": stub.url, "SUPABASE_SERVICE_ROLE_KEY": SERVICE_KEY}
+    finally:
+        stub.stop()
+
 
 STORE_KINDS = (
     "sqlite",

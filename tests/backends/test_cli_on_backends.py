@@ -18,9 +18,8 @@ import psycopg
 import pytest
 from typer.testing import CliRunner
 
-from tests.backends.conftest import ANON_KEY, SERVICE_KEY
+from tests.backends.conftest import backend_variables
 from tests.support import pgcluster
-from tests.support.postgrest_stub import PostgrestStub
 from tests.support.processes import run_at_once
 from videogen_cli.cli.main import app
 
@@ -60,18 +59,8 @@ def env(request: pytest.FixtureRequest, pg_dsn: str, isolated_env: Any) -> Itera
         "VIDEOGEN_PROVIDER": "simulator",
         "VIDEOGEN_SIM_SPEED": "1000",
     }
-    if request.param == "postgres":
-        yield Env("postgres", pg_dsn, {**base, "VIDEOGEN_DATABASE_URL": pg_dsn})
-    else:
-        stub = PostgrestStub(pg_dsn, service_key=SERVICE_KEY, anon_key=ANON_KEY).start()
-        try:
-            yield Env(
-                "supabase",
-                pg_dsn,
-                {**base, "SUPABASE_URL": stub.url, "SUPABASE_SERVICE_ROLE_KEY": SERVICE_KEY},
-            )
-        finally:
-            stub.stop()
+    with backend_variables(request.param, pg_dsn) as variables:
+        yield Env(request.param, pg_dsn, {**base, **variables})
     assert pgcluster.postgres_invariant_problems(pg_dsn) == []
 
 

@@ -13,14 +13,14 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.backends.conftest import ANON_KEY, SERVICE_KEY
+from tests.backends.conftest import backend_variables
 from tests.support import pgcluster
-from tests.support.postgrest_stub import PostgrestStub
 
 FF = "\udcff"  # os.fsencode gives the raw byte 0xff, as $'\xff' in a shell
 AT_ONCE = 6
@@ -77,25 +77,17 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     clean.pop("SUPABASE_URL", None)
     clean.pop("SUPABASE_SERVICE_ROLE_KEY", None)
     base = {**clean, "VIDEOGEN_HOME": str(home), "VIDEOGEN_SIM_SPEED": "1000", "NO_COLOR": "1"}
-    stub: PostgrestStub | None = None
-    dsn: str | None = None
-    if request.param == "sandbox":
-        env = base
-    else:
-        dsn = request.getfixturevalue("pg_dsn")
-        env = {**base, "VIDEOGEN_PROVIDER": "simulator"}
-        if request.param == "postgres":
-            env["VIDEOGEN_DATABASE_URL"] = dsn
+    with ExitStack() as stack:
+        dsn: str | None = None
+        if request.param == "sandbox":
+            env = base
         else:
-            stub = PostgrestStub(dsn, service_key=SERVICE_KEY, anon_key=ANON_KEY).start()
-            env.update(SUPABASE_URL=stub.url, SUPABASE_SERVICE_ROLE_KEY=SERVICE_KEY)
-    try:
+            dsn = request.getfixturevalue("pg_dsn")
+            variables = stack.enter_context(backend_variables(request.param, dsn))
+            env = {**base, "VIDEOGEN_PROVIDER": "simulator", **variables}
         found = Store(request.param, env, home, dsn)
         yield found
         assert found.problems() == []
-    finally:
-        if stub is not None:
-            stub.stop()
 
 
 def start(env: dict[str, str], args: list[str]) -> subprocess.Popen[str]:

@@ -20,9 +20,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from typer.testing import CliRunner
 
-from tests.backends.conftest import ANON_KEY, SERVICE_KEY
+from tests.backends.conftest import SERVICE_KEY, backend_variables
 from tests.support import pgcluster
-from tests.support.postgrest_stub import PostgrestStub
 from tests.support.processes import run_at_once
 from tests.test_hostile_input import BALANCES, LEDGER, Rows, check_one, hostile_env, invocations
 from videogen_cli.cli import money_cmd
@@ -75,18 +74,8 @@ def backend(request: pytest.FixtureRequest, pg_dsn: str, isolated_env: Path) -> 
         "VIDEOGEN_PROVIDER": "simulator",
         "VIDEOGEN_SIM_SPEED": "1000",
     }
-    if request.param == "postgres":
-        yield Backend("postgres", pg_dsn, {**base, "VIDEOGEN_DATABASE_URL": pg_dsn})
-    else:
-        stub = PostgrestStub(pg_dsn, service_key=SERVICE_KEY, anon_key=ANON_KEY).start()
-        try:
-            yield Backend(
-                "supabase",
-                pg_dsn,
-                {**base, "SUPABASE_URL": stub.url, "SUPABASE_SERVICE_ROLE_KEY": SERVICE_KEY},
-            )
-        finally:
-            stub.stop()
+    with backend_variables(request.param, pg_dsn) as variables:
+        yield Backend(request.param, pg_dsn, {**base, **variables})
     assert pgcluster.postgres_invariant_problems(pg_dsn) == []
 
 

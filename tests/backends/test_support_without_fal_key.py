@@ -17,9 +17,8 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from tests.backends.conftest import ANON_KEY, SERVICE_KEY
+from tests.backends.conftest import SERVICE_KEY, backend_variables
 from tests.backends.test_cli_on_backends import Env
-from tests.support.postgrest_stub import PostgrestStub
 from videogen_cli.cli.main import app
 
 pytestmark = pytest.mark.postgres
@@ -30,18 +29,8 @@ FAST = ["--interval", "0.01", "--max-interval", "0.02"]
 @pytest.fixture(params=["postgres", "supabase"])
 def support(request: pytest.FixtureRequest, pg_dsn: str, isolated_env: Path) -> Iterator[Env]:
     base = {"VIDEOGEN_HOME": str(isolated_env), "VIDEOGEN_SIM_SPEED": "1000"}
-    if request.param == "postgres":
-        yield Env("postgres", pg_dsn, {**base, "VIDEOGEN_DATABASE_URL": pg_dsn})
-        return
-    stub = PostgrestStub(pg_dsn, service_key=SERVICE_KEY, anon_key=ANON_KEY).start()
-    try:
-        yield Env(
-            "supabase",
-            pg_dsn,
-            {**base, "SUPABASE_URL": stub.url, "SUPABASE_SERVICE_ROLE_KEY": SERVICE_KEY},
-        )
-    finally:
-        stub.stop()
+    with backend_variables(request.param, pg_dsn) as variables:
+        yield Env(request.param, pg_dsn, {**base, **variables})
 
 
 def finished_job(env: Env, user: str) -> str:

@@ -12,8 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.backends.conftest import (  # the session's throwaway Postgres and its databases
-    ANON_KEY,
-    SERVICE_KEY,
+    backend_variables,
     pg_admin_dsn,
     pg_dsn,
     pg_pool,
@@ -21,7 +20,6 @@ from tests.backends.conftest import (  # the session's throwaway Postgres and it
 )
 from tests.http.support import FN, Api, balance, grant, jobs_of, ledger, new_key, veo
 from tests.support import pgcluster
-from tests.support.postgrest_stub import PostgrestStub
 from videogen_cli.config import load_settings
 from videogen_cli.http.app import create_app
 from videogen_cli.http.tokens import mint
@@ -42,24 +40,18 @@ def served(
 ) -> Iterator[tuple[Api, str]]:
     monkeypatch.setenv("VIDEOGEN_PROVIDER", "simulator")
     monkeypatch.setenv("SUPABASE_JWT_SECRET", SECRET)
-    stub = None
-    if request.param == "postgres":
-        monkeypatch.setenv("VIDEOGEN_DATABASE_URL", pg_dsn)
-    else:
-        stub = PostgrestStub(pg_dsn, service_key=SERVICE_KEY, anon_key=ANON_KEY).start()
-        monkeypatch.setenv("SUPABASE_URL", stub.url)
-        monkeypatch.setenv("SUPABASE_SERVICE_ROLE_KEY", SERVICE_KEY)
-    settings = load_settings()
-    assert settings.backend == request.param
-    app = create_app(settings, log=lambda _: None)
-    user = str(uuid.uuid4())
-    grant(user, 40)
-    try:
-        yield Api(app, mint(SECRET, user, 600)), user
-    finally:
-        app.state.pool.close()
-        if stub is not None:
-            stub.stop()
+    with backend_variables(request.param, pg_dsn) as variables:
+        for name, value in variables.items():
+            monkeypatch.setenv(name, value)
+        settings = load_settings()
+        assert settings.backend == request.param
+        app = create_app(settings, log=lambda _: None)
+        user = str(uuid.uuid4())
+        grant(user, 40)
+        try:
+            yield Api(app, mint(SECRET, user, 600)), user
+        finally:
+            app.state.pool.close()
     assert pgcluster.postgres_invariant_problems(pg_dsn) == []
 
 

@@ -9,10 +9,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.backends.conftest import ANON_KEY, SERVICE_KEY
+from tests.backends.conftest import backend_variables
 from tests.smoke.harness import smoke
 from tests.support import pgcluster
-from tests.support.postgrest_stub import PostgrestStub
 from videogen_cli.core.smoke.checks import smoke_user_ids
 from videogen_cli.core.smoke.results import CHECK_NAMES
 
@@ -24,17 +23,10 @@ def configured(
     request: pytest.FixtureRequest, pg_dsn: str, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[str]:
     monkeypatch.setenv("VIDEOGEN_PROVIDER", "simulator")
-    if request.param == "postgres":
-        monkeypatch.setenv("VIDEOGEN_DATABASE_URL", pg_dsn)
+    with backend_variables(request.param, pg_dsn) as variables:
+        for name, value in variables.items():
+            monkeypatch.setenv(name, value)
         yield pg_dsn
-    else:
-        stub = PostgrestStub(pg_dsn, service_key=SERVICE_KEY, anon_key=ANON_KEY).start()
-        monkeypatch.setenv("SUPABASE_URL", stub.url)
-        monkeypatch.setenv("SUPABASE_SERVICE_ROLE_KEY", SERVICE_KEY)
-        try:
-            yield pg_dsn
-        finally:
-            stub.stop()
 
 
 def test_smoke_passes_directly_on_a_real_backend_and_funds_once(
