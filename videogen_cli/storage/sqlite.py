@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from videogen_cli.catalog import DEMO_USER_CREDITS, DEMO_USER_ID, SEED_MODELS, settings_to_json
-from videogen_cli.errors import BackendError
+from videogen_cli.errors import BackendError, VideogenError
 from videogen_cli.ports import SYSTEM_OPERATOR
 from videogen_cli.storage import sandbox_functions
 from videogen_cli.storage.sandbox_functions import Call, SqlFunctionError, ts
@@ -97,40 +97,33 @@ class SqliteStore(SqlFunctionStore):
     def _call(self, fn: str, args: dict[str, Any]) -> Any:
         function = sandbox_functions.FUNCTIONS.get(fn)
         if function is None:
-            raise error_from_sqlstate(
-                "42883",
-                f"function public.{fn} does not exist",
-                backend=self.backend_name,
-                auth_hint=PATH_HINT,
-                unavailable_hint=BUSY_HINT,
-            )
+            raise self._error("42883", f"function public.{fn} does not exist")
         with self._lock, self._transaction(write=fn not in sandbox_functions.READS) as db:
             try:
                 return function(Call(db, datetime.now(UTC)), **args)
             except SqlFunctionError as exc:
-                raise error_from_sqlstate(
-                    exc.sqlstate,
-                    exc.message,
-                    exc.detail,
-                    exc.hint,
-                    backend=self.backend_name,
-                    auth_hint=PATH_HINT,
-                    unavailable_hint=BUSY_HINT,
-                ) from None
+                raise self._error(exc.sqlstate, exc.message, exc.detail, exc.hint) from None
             except OverflowError:
                 # A number beyond SQLite's 64-bit integers: Postgres' 22003 (bad input).
-                raise error_from_sqlstate(
-                    "22003",
-                    "invalid_input",
-                    "a number is out of range",
-                    backend=self.backend_name,
-                    auth_hint=PATH_HINT,
-                    unavailable_hint=BUSY_HINT,
-                ) from None
+                raise self._error("22003", "invalid_input", "a number is out of range") from None
             except sqlite3.Error as exc:
                 raise BackendError(
                     f"sandbox error in {fn}: {exc}", code="backend_error", hint=BUSY_HINT
                 ) from exc
+
+    def _error(
+        self, sqlstate: str, message: str, detail: str | None = None, hint: str | None = None
+    ) -> VideogenError:
+        """The error the Postgres stores would raise for this SQLSTATE (one mapping)."""
+        return error_from_sqlstate(
+            sqlstate,
+            message,
+            detail,
+            hint,
+            backend=self.backend_name,
+            auth_hint=PATH_HINT,
+            unavailable_hint=BUSY_HINT,
+        )
 
     @contextmanager
     def _transaction(self, *, write: bool = True) -> Iterator[sqlite3.Connection]:
